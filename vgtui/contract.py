@@ -1,0 +1,184 @@
+"""The plain-data contract between the engine (torch) and its callers (TUI, CLI, tests).
+
+Nothing here imports torch or textual. Commands go into a session; snapshots come out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+# --------------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True)
+class Toggle:
+    """Change one setting of the live model, applied between two steps.
+
+    name: activation | init | batchnorm | skip | clip | lr | depth | cell
+    value: the new value as text, e.g. "relu", "he", "on", "off", "1.0", "0.01", "12", "lstm".
+    """
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Stop stepping until Resume (or Step)."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Continue stepping after Pause."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """Run exactly `count` steps, then stay paused."""
+
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Reset:
+    """Fresh weights from the seed with the current settings (toggles kept); clears a diverged state."""
+
+
+@dataclass(frozen=True)
+class SelectLayer:
+    """Choose the layer (1-based) whose gradient histogram is published."""
+
+    layer: int
+
+
+Command = Toggle | Pause | Resume | Step | Reset | SelectLayer
+
+TOGGLE_NAMES = ("activation", "init", "batchnorm", "skip", "clip", "lr", "depth", "cell")
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
+INITS = ("default", "xavier", "he")
+CELLS = ("rnn", "lstm", "gru")
+
+# --------------------------------------------------------------------------- snapshot
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """What the model is right now (after every toggle so far)."""
+
+    kind: str  # "mlp" | "rnn"
+    activation: str
+    init: str
+    batchnorm: bool
+    skip: bool
+    clip: float | None  # None = clipping off
+    lr: float
+    depth: int
+    cell: str  # "rnn" | "lstm" | "gru" (only meaningful for kind == "rnn")
+    optimizer: str = "sgd"
+
+    def describe(self) -> str:
+        """One short line, e.g. 'sigmoid · default init · BN off · skip off · clip off · lr 0.1 · depth 20'."""
+        clip = "off" if self.clip is None else f"{self.clip:g}"
+        if self.kind == "rnn":
+            return f"cell {self.cell} · {self.init} init · clip {clip} · lr {self.lr:g}"
+        return (
+            f"{self.activation} · {self.init} init · BN {'on' if self.batchnorm else 'off'} · "
+            f"skip {'on' if self.skip else 'off'} · clip {clip} · lr {self.lr:g} · depth {self.depth}"
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """A toggle or control applied at a step; drawn as a chart marker ("relu @ 1200")."""
+
+    step: int
+    name: str
+    value: str
+
+    @property
+    def label(self) -> str:
+        if self.name in ("activation", "cell", "init"):
+            return f"{self.value} @ {self.step}"
+        return f"{self.name}={self.value} @ {self.step}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One plain-words diagnosis with the remedies to try."""
+
+    code: str  # vanishing | exploding | diverged | saturated | dead_relu | stagnant | shrinking | healthy
+    severity: str  # "ok" | "warn" | "bad"
+    text: str
+    remedies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message for the user (e.g. a refused toggle). `seq` grows so a UI can show each once."""
+
+    seq: int
+    level: str  # "info" | "warn" | "error"
+    text: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the engine publishes at one moment. Arrays are float64 numpy, ordered input -> output."""
+
+    step: int
+    status: str  # "running" | "paused" | "diverged" | "error" | "done"
+    loss: float
+    acc: float  # NaN where the task has no accuracy
+    lr: float
+    grad_total: float  # total gradient norm before clipping
+    clipped: bool  # whether clipping fired on the last step
+    layer_names: tuple[str, ...]
+    grad_norm: np.ndarray  # per layer, gradient norm of its weight
+    weight_norm: np.ndarray
+    update_ratio: np.ndarray  # ||dW|| / ||W|| of the last step
+    weight_mean_abs: np.ndarray
+    saturation: np.ndarray  # fraction of units with activation derivative < 0.01 (sigmoid/tanh)
+    dead: np.ndarray  # fraction of ReLU units that output 0 for the whole batch
+    gain: np.ndarray  # ||dL/dh_in|| / ||dL/dh_out|| per layer
+    gain_product: np.ndarray  # running product of gains from the output back (layer i: dL/dh_in_i vs output)
+    hist_layer: int  # index of the layer whose gradient histogram is in hist_counts
+    hist_edges: np.ndarray  # fixed bin edges of log10|g| (len bins+1)
+    hist_counts: np.ndarray  # counts per bin
+    time_grad_norm: np.ndarray | None  # RNN: ||dL/dh_t|| for t = first .. last step; None for MLP
+    model: ModelState
+    verdicts: tuple[Verdict, ...]
+    events: tuple[Event, ...]
+    notices: tuple[Notice, ...]
+    steps_per_sec: float
+    device: str
+    preset: str
+    title: str
+    error: str | None = None
+    stats_step: int = 0  # step at which the heavy statistics (saturation, gains, histogram) were taken
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def first_last_ratio(self) -> float:
+        """Gradient norm of the first hidden layer divided by the last one's (NaN if unknown)."""
+        g = self.grad_norm
+        if len(g) < 2 or not np.isfinite(g[-1]) or g[-1] == 0:
+            return float("nan")
+        return float(g[0] / g[-1])
+
+
+class SessionLike(Protocol):
+    """What a UI may rely on: a live Session, a replay, or a fake in tests."""
+
+    def start(self) -> SessionLike: ...
+
+    def send(self, command: Command) -> None: ...
+
+    def latest(self) -> Snapshot | None: ...
+
+    def stop(self, timeout: float = 1.0) -> None: ...
+
+    @property
+    def history(self): ...  # vgtui.history.History

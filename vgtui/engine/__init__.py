@@ -1,0 +1,1 @@
+"""The torch side: data, models, toggles, telemetry, diagnosis and the training session."""

@@ -1,0 +1,370 @@
+"""Session: the trainer in a worker thread behind a small face (start, send, latest, history, stop)."""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from vgtui.config import RunConfig
+from vgtui.contract import (
+    Command,
+    Event,
+    Notice,
+    Pause,
+    Reset,
+    Resume,
+    SelectLayer,
+    Snapshot,
+    Step,
+    Toggle,
+    Verdict,
+)
+from vgtui.engine.diagnosis import Diagnoser, Observation
+from vgtui.engine.telemetry import HIST_BINS, HIST_EDGES
+from vgtui.engine.toggles import ToggleError
+from vgtui.engine.trainer import Published, Trainer, pick_device
+from vgtui.history import History
+
+MAX_EVENTS = 500
+MAX_NOTICES = 20
+
+
+@dataclass(frozen=True)
+class PublishRecord:
+    """What a subscriber (the run log) gets at each publish."""
+
+    snapshot: Snapshot
+    published: Published | None
+    events: tuple[Event, ...]  # new since the previous publish
+    verdicts_changed: bool
+
+
+class Session:
+    """Owns a Trainer and the worker thread that drives it.
+
+    The worker drains commands between steps, trains, and every `log_every` steps moves the
+    telemetry to the host once and publishes a Snapshot. It never waits for the UI.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        device: str = "auto",
+        *,
+        max_steps: int | None = None,
+        schedule: Iterable[tuple[int, Command]] = (),
+        on_publish: Callable[[PublishRecord], None] | None = None,
+        history_capacity: int = 4096,
+        start_paused: bool = False,
+    ) -> None:
+        self.config = config
+        self.device = pick_device(device)
+        self.max_steps = max_steps
+        self._schedule = sorted(schedule, key=lambda item: item[0])
+        self._on_publish = on_publish
+        self.history = History(history_capacity)
+        self._commands: queue.Queue[Command] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._latest: Snapshot | None = None
+        self._status = "paused" if start_paused else "running"
+        self._steps_left = 0  # single steps requested while paused
+        self._events: list[Event] = []
+        self._new_events: list[Event] = []
+        self._notices: list[Notice] = []
+        self._notice_seq = 0
+        self._error: str | None = None
+        self._diagnoser = Diagnoser()
+        self._verdicts: tuple[Verdict, ...] = ()
+        self._last: dict = {}
+        self._rate = 0.0
+        self._rate_mark: tuple[float, int] | None = None
+        self.trainer = Trainer(config, self.device)
+        self.done = threading.Event()  # set when max_steps reached, or on error/divergence with no way on
+
+    # ------------------------------------------------------------------ public face
+
+    def start(self) -> Session:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="vgtui-worker", daemon=True)
+            self._thread.start()
+        return self
+
+    def send(self, command: Command) -> None:
+        """Queue a command; the worker applies it before its next step. Never blocks."""
+        self._commands.put(command)
+
+    def latest(self) -> Snapshot | None:
+        return self._latest
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Ask the worker to finish its step and join it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    # ------------------------------------------------------------------ worker
+
+    def _run(self) -> None:
+        self._publish(force=True)
+        while not self._stop.is_set():
+            self._drain()
+            self._apply_schedule()
+            if not self._should_step():
+                self._wait_for_command()
+                continue
+            try:
+                self.trainer.train_step()
+            except Exception as exc:  # a fault inside the step must not kill the session
+                self._fail(exc)
+                continue
+            if self._status == "paused" and self._steps_left > 0:
+                self._steps_left -= 1
+            if self.trainer.heavy_due(self.trainer.step) or self._steps_left == 0 and self._status == "paused":
+                self._publish()
+            if self.max_steps is not None and self.trainer.step >= self.max_steps:
+                self._publish()
+                if self._status == "running":
+                    self._status = "done"
+                    self._publish(force=True)
+                self.done.set()
+        self._publish()
+
+    def _should_step(self) -> bool:
+        if self.max_steps is not None and self.trainer.step >= self.max_steps:
+            return False
+        if self._status == "running":
+            return True
+        return self._status == "paused" and self._steps_left > 0
+
+    def _wait_for_command(self) -> None:
+        try:
+            command = self._commands.get(timeout=0.05)
+        except queue.Empty:
+            return
+        self._handle(command)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(command)
+
+    def _apply_schedule(self) -> None:
+        while self._schedule and self._schedule[0][0] <= self.trainer.step:
+            _, command = self._schedule.pop(0)
+            self._handle(command)
+
+    def _handle(self, command: Command) -> None:
+        self._publish()  # flush telemetry of the steps before the change
+        if isinstance(command, Toggle):
+            try:
+                event = self.trainer.apply(command)
+            except ToggleError as exc:
+                self._notify("warn", str(exc))
+            else:
+                self._record(event)
+        elif isinstance(command, Pause):
+            if self._status == "running":
+                self._status = "paused"
+        elif isinstance(command, Resume):
+            if self._status in ("diverged", "error"):
+                self._notify("warn", f"the run is {self._status}: change a setting and reset (r) first")
+            elif self._status == "paused":
+                self._status = "running"
+        elif isinstance(command, Step):
+            if self._status in ("running", "paused", "done"):
+                self._status = "paused"
+                self._steps_left += max(1, command.count)
+            else:
+                self._notify("warn", f"the run is {self._status}: reset (r) before stepping")
+        elif isinstance(command, Reset):
+            self._reset()
+        elif isinstance(command, SelectLayer):
+            n = len(self.trainer.model.layer_weights())
+            if 1 <= command.layer <= n:
+                self.trainer.hist_layer = command.layer - 1
+            else:
+                self._notify("warn", f"layer {command.layer}: allowed: 1 to {n}")
+        else:
+            self._notify("warn", f"unknown command {command!r}")
+        self._publish(force=True)
+
+    def _reset(self) -> None:
+        try:
+            self.trainer.reset()
+        except Exception as exc:
+            self._fail(exc)
+            return
+        self._diagnoser.reset()
+        self._verdicts = ()
+        self._error = None
+        if self._status in ("diverged", "error", "done"):
+            self._status = "running"
+        self._steps_left = 0
+        self._record(Event(self.trainer.step, "reset", "seed"))
+        self.done.clear()
+
+    def _fail(self, exc: BaseException) -> None:
+        self._error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        self._status = "error"
+        self._steps_left = 0
+        self.trainer.collect()  # drop the half-finished step's telemetry
+        self._notify("error", f"training step failed: {self._error} — reset (r) to start again")
+        self._publish(force=True)
+        if self.max_steps is not None:
+            self.done.set()
+
+    def _record(self, event: Event) -> None:
+        self._events.append(event)
+        del self._events[:-MAX_EVENTS]
+        self._new_events.append(event)
+
+    def _notify(self, level: str, text: str) -> None:
+        self._notice_seq += 1
+        self._notices.append(Notice(self._notice_seq, level, text))
+        del self._notices[:-MAX_NOTICES]
+
+    # ------------------------------------------------------------------ publishing
+
+    def _publish(self, force: bool = False) -> None:
+        pub = self.trainer.collect()
+        if pub is None and not force:
+            return
+        changed = False
+        if pub is not None:
+            changed = self._absorb(pub)
+        snap = self._snapshot()
+        self._latest = snap
+        if self._on_publish is not None:
+            events = tuple(self._new_events)
+            self._new_events.clear()
+            self._on_publish(PublishRecord(snap, pub, events, changed))
+        else:
+            self._new_events.clear()
+
+    def _absorb(self, pub: Published) -> bool:
+        """Store a batch of steps in the history and update the latest values and verdicts."""
+        light = pub.light
+        n_layers = light.shape[1] - 4
+        for i, step in enumerate(pub.steps):
+            row = light[i]
+            scalars = {"loss": row[0], "acc": row[1], "lr": self.trainer.state.lr, "grad_total": row[2],
+                       "clipped": row[3]}  # fmt: skip
+            layers = {"grad_norm": row[4:]}
+            if pub.heavy is not None and step == pub.heavy_step:
+                h = pub.heavy
+                layers.update(weight_norm=h.weight_norm, update_ratio=h.update_ratio,
+                              weight_mean_abs=h.weight_mean_abs, saturation=h.saturation, dead=h.dead,
+                              gain=h.gain, gain_product=h.gain_product)  # fmt: skip
+            self.history.append(int(step), scalars, layers)
+        last = light[-1]
+        self._last.update(step=int(pub.steps[-1]), loss=float(last[0]), acc=float(last[1]),
+                          grad_total=float(last[2]), clipped=bool(last[3] > 0.5), grad_norm=last[4:].copy())  # fmt: skip
+        if pub.heavy is not None:
+            self._last["heavy"] = pub.heavy
+            self._last["heavy_step"] = pub.heavy_step
+        self._update_rate(int(pub.steps[-1]))
+        diverged = not np.all(np.isfinite(light[:, 0])) or not np.all(np.isfinite(light[:, 2]))
+        before = tuple(v.code for v in self._verdicts)
+        if pub.heavy is not None or diverged:
+            heavy = self._last.get("heavy")
+            obs = Observation(
+                step=int(pub.steps[-1]),
+                kind=self.trainer.state.kind,
+                activation=self.trainer.state.activation,
+                loss=float(last[0]),
+                baseline_loss=self.trainer.data.baseline_loss,
+                grad_norm=last[4:4 + n_layers],
+                grad_total=float(last[2]),
+                saturation=heavy.saturation if heavy is not None else np.zeros(0),
+                dead=heavy.dead if heavy is not None else np.zeros(0),
+                weight_mean_abs=heavy.weight_mean_abs if heavy is not None else np.zeros(0),
+                time_grad_norm=heavy.time_grad_norm if heavy is not None else None,
+                diverged=diverged,
+            )
+            self._verdicts = self._diagnoser.update(obs)
+        if diverged and self._status in ("running", "paused", "done"):
+            self._status = "diverged"
+            self._steps_left = 0
+            self._notify("error", f"diverged at step {int(pub.steps[-1])}: loss is NaN/Inf; paused. "
+                                  "Turn clipping on (c) or lower lr (-), then reset (r).")  # fmt: skip
+            if self.max_steps is not None:
+                self.done.set()
+        return tuple(v.code for v in self._verdicts) != before
+
+    def _update_rate(self, step: int) -> None:
+        now = time.perf_counter()
+        if self._rate_mark is not None:
+            t0, s0 = self._rate_mark
+            if now - t0 >= 0.5:
+                inst = (step - s0) / (now - t0)
+                self._rate = inst if self._rate == 0 else 0.5 * self._rate + 0.5 * inst
+                self._rate_mark = (now, step)
+        else:
+            self._rate_mark = (now, step)
+        if self._status != "running":
+            self._rate_mark = None
+
+    def _snapshot(self) -> Snapshot:
+        t = self.trainer
+        names = tuple(t.layer_names())
+        n = len(names)
+        nan = np.full(n, np.nan)
+        last = self._last
+        heavy = last.get("heavy")
+        if heavy is not None and len(heavy.weight_norm) != n:
+            heavy = None  # taken before a depth change
+        grad = last.get("grad_norm", nan)
+        if len(grad) != n:
+            grad = nan
+        return Snapshot(
+            step=t.step,
+            status=self._status,
+            loss=last.get("loss", math.nan),
+            acc=last.get("acc", math.nan),
+            lr=t.state.lr,
+            grad_total=last.get("grad_total", math.nan),
+            clipped=last.get("clipped", False),
+            layer_names=names,
+            grad_norm=grad,
+            weight_norm=heavy.weight_norm if heavy else nan,
+            update_ratio=heavy.update_ratio if heavy else nan,
+            weight_mean_abs=heavy.weight_mean_abs if heavy else nan,
+            saturation=heavy.saturation if heavy else nan,
+            dead=heavy.dead if heavy else nan,
+            gain=heavy.gain if heavy else nan,
+            gain_product=heavy.gain_product if heavy else nan,
+            hist_layer=t.hist_layer,
+            hist_edges=HIST_EDGES,
+            hist_counts=heavy.hist_counts if heavy else np.zeros(HIST_BINS),
+            time_grad_norm=heavy.time_grad_norm if heavy else None,
+            model=t.state,
+            verdicts=self._verdicts,
+            events=tuple(self._events),
+            notices=tuple(self._notices),
+            steps_per_sec=self._rate if self._status == "running" else 0.0,
+            device=str(self.device),
+            preset=self.config.name,
+            title=self.config.title,
+            error=self._error,
+            stats_step=last.get("heavy_step", 0),
+            extra={"baseline_loss": t.data.baseline_loss},
+        )

@@ -1,0 +1,110 @@
+"""Gradient telemetry in a few fused tensor ops, kept on the device until one host transfer per publish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vgtui.engine.models import Trace
+
+HIST_BINS = 28
+HIST_LO, HIST_HI = -12.0, 2.0  # log10 |g|
+HIST_EDGES = np.linspace(HIST_LO, HIST_HI, HIST_BINS + 1)
+SIGMOID_SAT = 0.4899  # |a - 0.5| > this  <=>  a(1 - a) < 0.01
+TANH_SAT = 0.99499  # |a| > this  <=>  1 - a^2 < 0.01
+
+
+def light_row(loss: torch.Tensor, acc: torch.Tensor, total: torch.Tensor, clipped: torch.Tensor,
+              weights: list[torch.Tensor]) -> torch.Tensor:  # fmt: skip
+    """Per-step numbers as one device tensor: loss, acc, total grad norm, clipped, per-layer grad norms."""
+    grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in weights]
+    norms = torch.stack(torch._foreach_norm(grads))
+    head = torch.stack([loss.detach().float(), acc.float(), total.float(), clipped.float()])
+    return torch.cat([head, norms.float()])
+
+
+def total_grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+@dataclass
+class HeavyStats:
+    """Per-layer statistics of one step, as numpy arrays after the host transfer."""
+
+    weight_norm: np.ndarray
+    update_ratio: np.ndarray
+    weight_mean_abs: np.ndarray
+    saturation: np.ndarray
+    dead: np.ndarray
+    gain: np.ndarray
+    gain_product: np.ndarray
+    hist_counts: np.ndarray
+    time_grad_norm: np.ndarray | None
+
+
+def heavy_tensor(kind: str, activation: str, weights: list[torch.Tensor], before: list[torch.Tensor] | None,
+                 trace: Trace, hist_layer: int) -> torch.Tensor:  # fmt: skip
+    """All heavy statistics of this step packed in one flat device tensor (see unpack_heavy)."""
+    n = len(weights)
+    wd = [w.detach() for w in weights]
+    wnorm = torch.stack(torch._foreach_norm(wd))
+    if before is not None:
+        dnorm = torch.stack(torch._foreach_norm(torch._foreach_sub(wd, before)))
+        ratio = dnorm / wnorm.clamp_min(1e-30)
+    else:
+        ratio = torch.full_like(wnorm, float("nan"))
+    mean_abs = torch.stack([w.abs().mean() for w in wd])
+    dev = wnorm.device
+    if kind == "mlp" and trace.acts:
+        acts = torch.stack([a.detach() for a in trace.acts])  # (L, B, W)
+        if activation == "sigmoid":
+            sat = ((acts - 0.5).abs() > SIGMOID_SAT).float().mean(dim=(1, 2))
+        elif activation == "tanh":
+            sat = (acts.abs() > TANH_SAT).float().mean(dim=(1, 2))
+        else:
+            sat = torch.zeros(n, device=dev)
+        if activation == "relu":
+            dead = (acts <= 0).all(dim=1).float().mean(dim=1)
+        else:
+            dead = torch.zeros(n, device=dev)
+        hg = torch.stack(torch._foreach_norm([_grad(h) for h in trace.hidden]))  # h_0 .. h_L
+        gain = hg[:-1] / hg[1:].clamp_min(1e-38)
+        product = hg[:-1] / hg[-1].clamp_min(1e-38)
+        tgn = torch.zeros(0, device=dev)
+    else:
+        nan = torch.full((n,), float("nan"), device=dev)
+        sat, dead, gain, product = nan, nan, nan, nan
+        if trace.hidden:
+            hs = torch.stack([h.detach() for h in trace.hidden])  # (T, B, H)
+            sat = sat.clone()
+            sat[2] = (hs.abs() > TANH_SAT).float().mean()
+            tgn = torch.stack(torch._foreach_norm([_grad(h) for h in trace.hidden]))
+        else:
+            tgn = torch.zeros(0, device=dev)
+    g = weights[min(max(hist_layer, 0), n - 1)].grad
+    if g is None:
+        counts = torch.zeros(HIST_BINS, device=dev)
+    else:
+        logs = torch.log10(g.detach().abs().float().clamp_min(1e-30)).clamp(HIST_LO, HIST_HI)
+        counts = torch.histc(logs, bins=HIST_BINS, min=HIST_LO, max=HIST_HI)
+    parts = [wnorm, ratio, mean_abs, sat, dead, gain, product, counts, tgn]
+    return torch.cat([p.float().reshape(-1) for p in parts])
+
+
+def _grad(h: torch.Tensor) -> torch.Tensor:
+    return h.grad if h.grad is not None else torch.zeros_like(h)
+
+
+def unpack_heavy(flat: np.ndarray, n: int) -> HeavyStats:
+    """Split the flat array from heavy_tensor back into named per-layer arrays."""
+    f = flat.astype(np.float64)
+    parts = [f[i * n : (i + 1) * n] for i in range(7)]
+    rest = f[7 * n :]
+    counts = rest[:HIST_BINS]
+    tgn = rest[HIST_BINS:]
+    return HeavyStats(*parts, hist_counts=counts, time_grad_norm=tgn if len(tgn) else None)

@@ -1,0 +1,101 @@
+"""Parse and validate live toggles. No torch: the trainer applies them."""
+
+from __future__ import annotations
+
+import math
+
+from vgtui.config import ConfigError
+from vgtui.contract import ACTIVATIONS, CELLS, INITS, TOGGLE_NAMES, Toggle
+
+MLP_ONLY = ("activation", "batchnorm", "skip", "depth")
+RNN_ONLY = ("cell",)
+ON = ("on", "true", "1", "yes")
+OFF = ("off", "false", "0", "no", "none")
+
+
+class ToggleError(ConfigError):
+    """A toggle that is malformed or does not apply to the model; str() is one line."""
+
+
+def parse_toggle(text: str) -> Toggle:
+    """'activation=relu' -> Toggle('activation', 'relu'), validated."""
+    if "=" not in text:
+        raise ToggleError(f"toggle {text!r}: expected name=value; names: {', '.join(TOGGLE_NAMES)}")
+    name, value = (s.strip() for s in text.split("=", 1))
+    toggle = Toggle(name, value)
+    normalize(toggle)
+    return toggle
+
+
+def parse_scheduled(text: str) -> tuple[int, Toggle]:
+    """'200:activation=relu' -> (200, Toggle('activation', 'relu'))."""
+    step, sep, rest = text.partition(":")
+    if not sep or not step.strip().isdigit():
+        raise ToggleError(f"--toggle {text!r}: expected STEP:name=value, e.g. 200:activation=relu")
+    return int(step), parse_toggle(rest)
+
+
+def normalize(toggle: Toggle, kind: str | None = None) -> object:
+    """Check a toggle and return its typed value; raise ToggleError with what is allowed.
+
+    With `kind` ("mlp"/"rnn") also refuse toggles that do not apply to that model.
+    """
+    name, raw = toggle.name, toggle.value.strip().lower()
+    if name not in TOGGLE_NAMES:
+        raise ToggleError(f"unknown toggle {name!r}; allowed: {', '.join(TOGGLE_NAMES)}")
+    if kind == "rnn" and name in MLP_ONLY:
+        raise ToggleError(f"{name} applies to MLP presets, not to this RNN; for an RNN try cell=lstm or cell=gru")
+    if kind == "mlp" and name in RNN_ONLY:
+        raise ToggleError("cell applies to RNN presets (rnn-long), not to this MLP")
+    if name == "activation":
+        return _choice(name, raw, ACTIVATIONS)
+    if name == "init":
+        return _choice(name, raw, INITS)
+    if name == "cell":
+        return _choice(name, raw, CELLS)
+    if name in ("batchnorm", "skip"):
+        if raw in ON:
+            return True
+        if raw in OFF:
+            return False
+        raise ToggleError(f"{name}={toggle.value!r}: allowed: on or off")
+    if name == "clip":
+        if raw in OFF:
+            return None
+        value = _number(name, raw, "off or a max norm > 0, e.g. 1.0")
+        if not 0 < value <= 1e6:
+            raise ToggleError(f"clip={toggle.value!r}: allowed: off or a max norm in (0, 1e6]")
+        return value
+    if name == "lr":
+        value = _number(name, raw, "a number in (0, 100]")
+        if not 0 < value <= 100:
+            raise ToggleError(f"lr={toggle.value!r}: allowed: a number in (0, 100]")
+        return value
+    if name == "depth":
+        try:
+            depth = int(raw)
+        except ValueError:
+            raise ToggleError(f"depth={toggle.value!r}: allowed: an integer from 1 to 64") from None
+        if not 1 <= depth <= 64:
+            raise ToggleError(f"depth={toggle.value!r}: allowed: an integer from 1 to 64")
+        return depth
+    raise ToggleError(f"unknown toggle {name!r}")  # pragma: no cover
+
+
+def _choice(name: str, raw: str, options: tuple[str, ...]) -> str:
+    aliases = {"leaky": "leaky_relu", "leakyrelu": "leaky_relu", "leaky-relu": "leaky_relu", "glorot": "xavier",
+               "kaiming": "he", "vanilla": "rnn"}  # fmt: skip
+    raw = aliases.get(raw, raw)
+    if raw not in options:
+        raise ToggleError(f"{name}={raw!r}: allowed: {', '.join(options)}")
+    return raw
+
+
+def _number(name: str, raw: str, allowed: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ToggleError(f"{name}={raw!r}: allowed: {allowed}") from None
+    if not math.isfinite(value):
+        raise ToggleError(f"{name}={raw!r}: allowed: {allowed}")
+    return value

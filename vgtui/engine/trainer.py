@@ -1,0 +1,249 @@
+"""The synchronous training core: one model, its optimizer, toggles, and telemetry. No threads, no UI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vgtui.config import RunConfig
+from vgtui.contract import Event, ModelState, Toggle
+from vgtui.engine import telemetry
+from vgtui.engine.data import make_dataset
+from vgtui.engine.models import MLP, Block, RNNModel, Trace, init_linear, init_model, make_cell
+from vgtui.engine.toggles import ToggleError, normalize
+
+
+def pick_device(spec: str = "auto") -> torch.device:
+    """auto -> cuda if present, else mps, else cpu. An unavailable device is a ToggleError-like ValueError."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA GPU is available here; allowed: auto, cpu")
+    if spec == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("--device mps: MPS is not available here; allowed: auto, cpu")
+    if spec not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {spec!r}: allowed: auto, cpu, cuda, mps")
+    return torch.device(spec)
+
+
+def show_value(value: object) -> str:
+    """A toggle value as the user would type it: on/off, 0.05, relu."""
+    if value is None or value is False:
+        return "off"
+    if value is True:
+        return "on"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@dataclass
+class Published:
+    """The numbers of the steps since the last publish, on the host."""
+
+    steps: np.ndarray  # step numbers (1-based: steps done)
+    light: np.ndarray  # (n, 4 + L): loss, acc, total grad norm, clipped, per-layer grad norms
+    heavy: telemetry.HeavyStats | None
+    heavy_step: int
+
+
+class Trainer:
+    """Trains one scene step by step; toggles change it between steps."""
+
+    def __init__(self, config: RunConfig, device: torch.device | str = "cpu") -> None:
+        self.config = config
+        self.device = torch.device(device) if isinstance(device, str) else device
+        self.data = make_dataset(config.data, config.train.seed, self.device)
+        m = config.model
+        self.state = ModelState(
+            kind=m.kind,
+            activation=m.activation,
+            init=m.init,
+            batchnorm=m.batchnorm,
+            skip=m.skip,
+            clip=config.train.clip,
+            lr=config.train.lr,
+            depth=m.depth if m.kind == "mlp" else 1,
+            cell=m.cell,
+            optimizer=config.train.optimizer,
+        )
+        self.step = 0
+        self.hist_layer = max(0, config.train.hist_layer - 1)
+        self._pending: list[torch.Tensor] = []
+        self._pending_steps: list[int] = []
+        self._heavy: torch.Tensor | None = None
+        self._heavy_step = 0
+        self.build()
+
+    # ------------------------------------------------------------------ building
+
+    def build(self) -> None:
+        """(Re)build model, optimizer and batch sampler from the seed and the current state."""
+        seed = self.config.train.seed
+        torch.manual_seed(seed)
+        m, s = self.config.model, self.state
+        if s.kind == "mlp":
+            self.model: nn.Module = MLP(self.data.n_in, self.data.n_out, s.depth, m.width, s.activation,
+                                        m.leaky_slope, s.batchnorm, s.skip)  # fmt: skip
+        else:
+            self.model = RNNModel(self.data.n_in, self.data.n_out, m.hidden, s.cell)
+        init_model(self.model, s.init, s.activation, m.leaky_slope, m.init_gain)
+        self.model.to(self.device)
+        self.gen = torch.Generator().manual_seed(seed + 1)
+        self.optimizer = self._new_optimizer(list(self.model.parameters()))
+        self._pending.clear()
+        self._pending_steps.clear()
+        self._heavy = None
+
+    def _new_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        t = self.config.train
+        if t.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.state.lr)
+        return torch.optim.SGD(params, lr=self.state.lr, momentum=t.momentum)
+
+    def _refresh_optimizer(self) -> None:
+        """New optimizer over the current parameters, keeping the state (momentum) of those that remain."""
+        old = self.optimizer
+        self.optimizer = self._new_optimizer(list(self.model.parameters()))
+        for p in self.model.parameters():
+            if p in old.state:
+                self.optimizer.state[p] = old.state[p]
+
+    def optimizer_params(self) -> list[nn.Parameter]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    # ------------------------------------------------------------------ toggles
+
+    def apply(self, toggle: Toggle) -> Event:
+        """Apply one toggle now (between steps). Raises ToggleError if it is malformed or does not apply."""
+        value = normalize(toggle, self.state.kind)
+        name = toggle.name
+        m = self.config.model
+        s = self.state
+        if name == "activation":
+            self.model.activation = value
+            self.state = replace(s, activation=value)
+        elif name == "init":
+            self.state = replace(s, init=value)
+            init_model(self.model, value, s.activation, m.leaky_slope, m.init_gain)
+            self.optimizer.state.clear()  # fresh weights: old momentum no longer applies
+        elif name == "batchnorm":
+            for block in self.model.blocks:
+                block.set_batchnorm(value, self.device)
+            self.state = replace(s, batchnorm=value)
+            self._refresh_optimizer()
+        elif name == "skip":
+            self.model.skip = value
+            self.state = replace(s, skip=value)
+        elif name == "clip":
+            self.state = replace(s, clip=value)
+        elif name == "lr":
+            for group in self.optimizer.param_groups:
+                group["lr"] = value
+            self.state = replace(s, lr=value)
+        elif name == "depth":
+            self._set_depth(value)
+        elif name == "cell":
+            model: RNNModel = self.model  # type: ignore[assignment]
+            model.cell_name = value
+            model.cell = make_cell(value, model.hidden)
+            model.init_cell(s.init, m.init_gain)
+            model.cell.to(self.device)
+            self.state = replace(s, cell=value)
+            self._refresh_optimizer()
+        return Event(self.step, name, show_value(value))
+
+    def _set_depth(self, depth: int) -> None:
+        blocks: nn.ModuleList = self.model.blocks
+        m, s = self.config.model, self.state
+        while len(blocks) > depth:
+            del blocks[len(blocks) - 1]
+        while len(blocks) < depth:
+            block = Block(m.width, s.batchnorm)
+            init_linear(block.linear, s.init, s.activation, m.leaky_slope, m.init_gain)
+            blocks.append(block.to(self.device))
+        self.state = replace(s, depth=depth)
+        self.hist_layer = min(self.hist_layer, depth - 1)
+        self._refresh_optimizer()
+
+    def reset(self) -> None:
+        """Fresh weights from the seed with the current settings (the step counter keeps counting)."""
+        self.build()
+
+    # ------------------------------------------------------------------ training
+
+    def heavy_due(self, step_after: int) -> bool:
+        every = self.config.train.log_every
+        return step_after == 1 or step_after % every == 0
+
+    def train_step(self) -> None:
+        """One optimizer step; per-step numbers stay on the device until collect()."""
+        model = self.model
+        model.train()
+        x, y = self.data.batch(self.config.train.batch_size, self.gen)
+        heavy = self.heavy_due(self.step + 1)
+        trace = Trace() if heavy else None
+        out = model(x, trace)
+        if self.data.regression:
+            loss = F.mse_loss(out.squeeze(-1), y)
+            acc = torch.full((), float("nan"), device=out.device)
+        else:
+            loss = F.cross_entropy(out, y)
+            acc = (out.detach().argmax(dim=1) == y).float().mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = list(model.parameters())
+        clip = self.state.clip
+        if clip is not None:
+            total = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+            clipped = total > clip
+        else:
+            total = telemetry.total_grad_norm(params)
+            clipped = torch.zeros((), dtype=torch.bool, device=total.device)
+        weights = model.layer_weights()
+        row = telemetry.light_row(loss, acc, total, clipped, weights)
+        before = torch._foreach_mul([w.detach() for w in weights], 1.0) if heavy else None
+        self.optimizer.step()
+        self.step += 1
+        self._pending.append(row)
+        self._pending_steps.append(self.step)
+        if heavy:
+            assert trace is not None
+            self._heavy = telemetry.heavy_tensor(self.state.kind, self.state.activation, weights, before, trace,
+                                                 self.hist_layer)  # fmt: skip
+            self._heavy_step = self.step
+
+    def collect(self) -> Published | None:
+        """Move everything since the last collect to the host in one transfer."""
+        if not self._pending:
+            return None
+        light = torch.stack(self._pending)
+        n_light = light.numel()
+        parts = [light.reshape(-1)]
+        if self._heavy is not None:
+            parts.append(self._heavy)
+        flat = torch.cat(parts).cpu().numpy()
+        light_np = flat[:n_light].reshape(light.shape).astype(np.float64)
+        heavy = None
+        if self._heavy is not None:
+            heavy = telemetry.unpack_heavy(flat[n_light:], light.shape[1] - 4)
+        pub = Published(np.array(self._pending_steps), light_np, heavy, self._heavy_step)
+        self._pending.clear()
+        self._pending_steps.clear()
+        self._heavy = None
+        return pub
+
+    def layer_names(self) -> list[str]:
+        return self.model.layer_names()
+
+    def describe(self) -> str:
+        return self.state.describe()

@@ -1,0 +1,152 @@
+"""Keys → Commands: the bindings table and the pure functions that turn a key into a Toggle.
+
+Every toggle value is computed from the latest `ModelState` the app knows: the engine's (from the
+newest snapshot) or, before the first snapshot, the one the run config describes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from textual.binding import Binding
+
+from vgtui.config import RunConfig
+from vgtui.contract import ACTIVATIONS, CELLS, INITS, ModelState, Toggle
+
+MAX_DEPTH = 64
+DEFAULT_CLIP = 1.0
+
+
+@dataclass(frozen=True)
+class KeyAction:
+    """One dashboard action: its key(s), the action name, a footer word and a longer help line."""
+
+    keys: str
+    action: str
+    short: str
+    help: str
+    show: bool = True
+    key_display: str | None = None
+
+
+ACTIONS: tuple[KeyAction, ...] = (
+    KeyAction("a", "activation", "act", "Cycle the activation: sigmoid → tanh → relu → leaky_relu"),
+    KeyAction("i", "init", "init", "Cycle the weight init: default → xavier → he (re-initialises)"),
+    KeyAction("b", "batchnorm", "BN", "BatchNorm on/off"),
+    KeyAction("s", "skip", "skip", "Skip (residual) connections on/off"),
+    KeyAction("c", "clip", "clip", "Gradient clipping on/off"),
+    KeyAction("C", "clip_prompt", "clip=", "Set the gradient-clipping threshold", key_display="C"),
+    KeyAction("plus,equals_sign", "lr_up", "lr×2", "Learning rate ×2", key_display="+"),
+    KeyAction("minus", "lr_down", "lr÷2", "Learning rate ÷2", key_display="-"),
+    KeyAction("left_square_bracket", "depth_down", "depth-", "One layer fewer", key_display="["),
+    KeyAction("right_square_bracket", "depth_up", "depth+", "One layer more", key_display="]"),
+    KeyAction("l", "cell", "cell", "Cycle the RNN cell: rnn → lstm → gru"),
+    KeyAction("j", "layer_down", "layer-", "Select the layer below (histogram)", show=False),
+    KeyAction("k", "layer_up", "layer+", "Select the layer above (histogram)", show=False),
+    KeyAction("space", "pause", "pause", "Pause / resume training", key_display="␣"),
+    KeyAction("n", "step", "step", "Run a single step (stays paused)"),
+    KeyAction("r", "reset", "reset", "Fresh weights with the current settings"),
+    KeyAction("p", "presets", "presets", "Open the preset picker"),
+    KeyAction("question_mark,f1", "help", "help", "What am I looking at? (help)", key_display="?"),
+    KeyAction("q", "quit", "quit", "Quit"),
+)
+
+
+def bindings() -> list[Binding]:
+    """Textual bindings for ACTIONS, each with an `id` (so a keymap can rebind it)."""
+    out = [
+        Binding(
+            a.keys,
+            a.action if a.action != "quit" else "quit",
+            a.short,
+            show=a.show,
+            key_display=a.key_display,
+            id=f"vgtui.{a.action}",
+            tooltip=a.help,
+        )
+        for a in ACTIONS
+    ]
+    out.append(Binding("ctrl+q", "quit", "quit", show=False, id="vgtui.quit_ctrl", priority=True))
+    return out
+
+
+def model_state_from_config(cfg: RunConfig) -> ModelState:
+    """What the model will be before the engine publishes its first snapshot."""
+    m, t = cfg.model, cfg.train
+    return ModelState(
+        kind=m.kind,
+        activation=m.activation,
+        init=m.init,
+        batchnorm=m.batchnorm,
+        skip=m.skip,
+        clip=t.clip,
+        lr=t.lr,
+        depth=m.depth,
+        cell=m.cell,
+        optimizer=t.optimizer,
+    )
+
+
+def _next(options: tuple[str, ...], current: str) -> str:
+    return options[(options.index(current) + 1) % len(options)] if current in options else options[0]
+
+
+def fmt_value(x: float) -> str:
+    """A number as a Toggle value: '0.2', '0.0125', '1e-05'."""
+    return f"{x:.6g}"
+
+
+def toggle_for(action: str, model: ModelState, clip_threshold: float = DEFAULT_CLIP) -> Toggle | None:
+    """The Toggle a key sends, from the model as it is now; None when there is nothing to send."""
+    if action == "activation":
+        return Toggle("activation", _next(ACTIVATIONS, model.activation))
+    if action == "init":
+        return Toggle("init", _next(INITS, model.init))
+    if action == "batchnorm":
+        return Toggle("batchnorm", "off" if model.batchnorm else "on")
+    if action == "skip":
+        return Toggle("skip", "off" if model.skip else "on")
+    if action == "clip":
+        return Toggle("clip", "off" if model.clip is not None else fmt_value(clip_threshold))
+    if action == "lr_up":
+        return Toggle("lr", fmt_value(model.lr * 2))
+    if action == "lr_down":
+        return Toggle("lr", fmt_value(model.lr / 2))
+    if action == "depth_down":
+        return Toggle("depth", str(model.depth - 1)) if model.depth > 1 else None
+    if action == "depth_up":
+        return Toggle("depth", str(model.depth + 1)) if model.depth < MAX_DEPTH else None
+    if action == "cell":
+        return Toggle("cell", _next(CELLS, model.cell))
+    raise ValueError(f"not a toggle action: {action}")
+
+
+def parse_clip(text: str) -> float:
+    """A clip threshold typed by the user; ValueError with a readable message when it is not one."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a number; type e.g. 1.0 or 0.5") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{text.strip()} is not allowed; the threshold must be a number above 0")
+    return value
+
+
+def apply_toggle(model: ModelState, toggle: Toggle) -> ModelState:
+    """The model as it will be once the engine applies `toggle` (used until the next snapshot confirms it)."""
+    name, value = toggle.name, toggle.value
+    try:
+        if name in ("activation", "init", "cell"):
+            return replace(model, **{name: value})
+        if name in ("batchnorm", "skip"):
+            return replace(model, **{name: value == "on"})
+        if name == "clip":
+            return replace(model, clip=None if value == "off" else float(value))
+        if name == "lr":
+            return replace(model, lr=float(value))
+        if name == "depth":
+            return replace(model, depth=int(value))
+    except ValueError:
+        pass
+    return model

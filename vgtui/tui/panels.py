@@ -1,0 +1,162 @@
+"""Text panels: the status bar, the live diagnosis and the "why" panel (saturation, dead units, chain rule)."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from vgtui.contract import Snapshot, Verdict
+from vgtui.tui.series import chain_rows, fmt_num, remedy_key
+
+STATUS_STYLE = {
+    "running": ("▶ running", "bold green"),
+    "paused": ("⏸ paused", "bold yellow"),
+    "diverged": ("✖ diverged", "bold red"),
+    "error": ("✖ error", "bold white on red"),
+    "done": ("■ done", "bold cyan"),
+    "starting": ("… starting", "bold"),
+}
+SEVERITY_STYLE = {"ok": ("✔", "green"), "warn": ("▲", "yellow"), "bad": ("✖", "bold red")}
+
+
+def status_text(snap: Snapshot | None, preset: str, waiting_note: str = "") -> Text:
+    """One line (wraps on narrow terminals): status · preset · step · steps/s · device · model."""
+    if snap is None:
+        label, style = STATUS_STYLE["starting"]
+        return Text.assemble((f" {label} ", style), f" {preset}  {waiting_note}")
+    label, style = STATUS_STYLE.get(snap.status, (snap.status, "bold"))
+    t = Text.assemble(
+        (f" {label} ", style),
+        " ",
+        (snap.preset or preset, "bold"),
+        f" │ step {snap.step:,} │ {snap.steps_per_sec:.1f} steps/s │ {snap.device} │ ",
+        snap.model.describe(),
+    )
+    if snap.model.clip is not None and snap.clipped:
+        t.append(" (clipped)", "yellow")
+    return t
+
+
+class StatusBar(Static):
+    """Top line: what runs, how fast, and in which state."""
+
+    def show(self, snap: Snapshot | None, preset: str, waiting_note: str = "") -> None:
+        self.update(status_text(snap, preset, waiting_note))
+        self.set_class(snap is not None and snap.status in ("error", "diverged"), "-alarm")
+
+
+def remedy_line(remedy: str) -> Text:
+    key = remedy_key(remedy)
+    t = Text("   → " + remedy)
+    if key and f"[{key}]" not in remedy:
+        t.append(f"  [{key}]", "bold cyan")
+    return t
+
+
+def verdict_lines(v: Verdict) -> list[Text]:
+    icon, style = SEVERITY_STYLE.get(v.severity, ("•", ""))
+    out = [Text.assemble((f"{icon} ", style), (v.text, style if v.severity == "bad" else ""))]
+    out.extend(remedy_line(r) for r in v.remedies)
+    return out
+
+
+def diagnosis_renderable(snap: Snapshot | None, error: str | None = None) -> Group:
+    """Plain words: what is wrong, what to press. Errors and divergence first."""
+    lines: list[Text] = []
+    if error:
+        lines.append(Text("✖ The training session could not run:", "bold red"))
+        lines.append(Text("  " + error, "red"))
+    if snap is None:
+        if not error:
+            lines.append(Text("Waiting for the first training step…", "dim"))
+        return Group(*lines)
+    if snap.status == "error":
+        lines.append(Text("✖ The training worker stopped with an error:", "bold red"))
+        lines.append(Text("  " + (snap.error or "unknown error"), "red"))
+        lines.append(Text("   → try a reset  [r], or another preset  [p]", "cyan"))
+    elif snap.status == "diverged":
+        lines.append(Text("✖ Training diverged: the loss became NaN or infinite.", "bold red"))
+        lines.append(Text("   → lower the learning rate  [-], turn on clipping  [c], then reset  [r]", "cyan"))
+    for v in snap.verdicts:
+        lines.extend(verdict_lines(v))
+    ratio = snap.first_last_ratio
+    if np.isfinite(ratio):
+        lines.append(
+            Text.assemble(
+                "Layer 1 gets ",
+                (fmt_num(ratio), "bold"),
+                " × the gradient of the last layer.",
+                style="dim" if ratio > 1e-2 else "",
+            )
+        )
+    events = [e.label for e in snap.events if e.name != "hist_layer"][-4:]
+    if events:
+        lines.append(Text("events: " + " · ".join(events), "magenta"))
+    if not lines:
+        lines.append(Text("No diagnosis yet.", "dim"))
+    return Group(*lines)
+
+
+class DiagnosisPanel(Static):
+    """Live diagnosis: the engine's verdicts in plain words, each remedy with its key."""
+
+    def show(self, snap: Snapshot | None, error: str | None = None) -> None:
+        self.update(diagnosis_renderable(snap, error))
+
+
+def pct(x: float) -> str:
+    return "–" if not np.isfinite(x) else f"{100 * x:.0f}%"
+
+
+def why_renderable(snap: Snapshot, selected: int, max_rows: int) -> Table:
+    """Per layer from the output back: gradient, saturation, dead units, local gain and the running product."""
+    n = len(snap.gain)
+    table = Table(
+        box=None,
+        pad_edge=False,
+        padding=(0, 1),
+        title="why: the chain rule, output → input",
+        title_justify="left",
+        title_style="bold",
+        caption="each layer multiplies the gradient by its gain; the product is what reaches it",
+        caption_justify="left",
+        caption_style="dim",
+    )
+    for name, justify in (("layer", "right"), ("‖g‖", "right"), ("sat", "right"), ("dead", "right")):
+        table.add_column(name, justify=justify)
+    table.add_column("gain", justify="right")
+    table.add_column("→ product", justify="right")
+    if n == 0:
+        return table
+    for layer, gain, product in chain_rows(snap.gain, snap.gain_product, max_rows):
+        if layer == "…":
+            table.add_row("…", "", "", "", "", "")
+            continue
+        i = int(layer) - 1
+        prod = float(snap.gain_product[i])
+        style = "bold red" if np.isfinite(prod) and prod < 1e-6 else ("yellow" if prod < 1e-2 else "")
+        row_style = "reverse" if i == selected else ""
+        table.add_row(
+            layer,
+            fmt_num(float(snap.grad_norm[i])) if i < len(snap.grad_norm) else "–",
+            pct(float(snap.saturation[i])) if i < len(snap.saturation) else "–",
+            pct(float(snap.dead[i])) if i < len(snap.dead) else "–",
+            gain,
+            Text(product, style=style),
+            style=row_style,
+        )
+    return table
+
+
+class WhyPanel(Static):
+    """Why it vanishes: saturation %, dead-ReLU %, and 0.25 × 0.25 × … becoming 1e-12."""
+
+    def show(self, snap: Snapshot | None, selected: int) -> None:
+        if snap is None:
+            self.update(Text("why: waiting for data", "dim"))
+            return
+        rows = max(3, (self.size.height or 14) - 5)
+        self.update(why_renderable(snap, selected, rows))

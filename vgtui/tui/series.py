@@ -1,0 +1,158 @@
+"""Pure data helpers for the dashboard: decimation, log axes, number formats, chain-rule rows.
+
+No textual, no plotext, no torch: plain numpy in, plain lists/strings out, so every helper is easy to test.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def log10_safe(values: np.ndarray) -> np.ndarray:
+    """log10 of positive finite values; NaN elsewhere (zero, negative, NaN, inf)."""
+    a = np.asarray(values, dtype=np.float64)
+    out = np.full(a.shape, np.nan)
+    ok = np.isfinite(a) & (a > 0)
+    out[ok] = np.log10(a[ok])
+    return out
+
+
+def finite_xy(x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]]:
+    """Drop the points where y (or x) is not finite; plotext cannot draw NaN."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    return x[ok].tolist(), y[ok].tolist()
+
+
+def minmax_decimate(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most `max_points` points; each bucket keeps its min and max so spikes stay visible."""
+    x = np.asarray(x)
+    y = np.asarray(y, dtype=np.float64)
+    n = len(y)
+    if n <= max_points or max_points < 4:
+        return x, y
+    buckets = max_points // 2
+    bounds = np.linspace(0, n, buckets + 1).astype(int)
+    keep: list[int] = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        if hi <= lo:
+            continue
+        seg = y[lo:hi]
+        if not np.isfinite(seg).any():
+            keep.append(lo)
+            continue
+        a, b = lo + int(np.nanargmin(seg)), lo + int(np.nanargmax(seg))
+        keep.extend(sorted({a, b}))
+    idx = np.asarray(keep, dtype=int)
+    return x[idx], y[idx]
+
+
+def stride_decimate(x: np.ndarray, ys: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Evenly spaced rows of a (rows, ...) array, at most `max_points` of them."""
+    n = len(x)
+    if n <= max_points or max_points < 2:
+        return np.asarray(x), np.asarray(ys)
+    idx = np.linspace(0, n - 1, max_points).round().astype(int)
+    return np.asarray(x)[idx], np.asarray(ys)[idx]
+
+
+def decade_ticks(lo: float, hi: float, max_ticks: int = 6) -> tuple[list[float], list[str]]:
+    """Tick positions on a log10 axis (integer decades) and labels like '1e-8', at most `max_ticks` of them."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [], []
+    a, b = math.floor(lo), math.ceil(hi)
+    if a == b:
+        b = a + 1
+    step = max(1, math.ceil((b - a) / max(1, max_ticks - 1)))
+    ticks = list(range(b, a - 1, -step))[::-1]
+    return [float(t) for t in ticks], [decade_label(t) for t in ticks]
+
+
+def decade_label(exponent: int) -> str:
+    """0 -> '1e0', -8 -> '1e-8', 2 -> '1e2'."""
+    return f"1e{int(exponent)}"
+
+
+def log_range(*arrays: np.ndarray, floor: float = -14.0) -> tuple[float, float]:
+    """(min, max) over the finite values of several log10 arrays, padded to whole decades."""
+    vals = [np.asarray(a, dtype=np.float64).ravel() for a in arrays]
+    allv = np.concatenate(vals) if vals else np.array([])
+    allv = allv[np.isfinite(allv)]
+    if allv.size == 0:
+        return -8.0, 0.0
+    lo = max(floor, math.floor(float(allv.min())))
+    hi = math.ceil(float(allv.max()))
+    if hi <= lo:
+        hi = lo + 1
+    return float(lo), float(hi)
+
+
+def fmt_num(x: float) -> str:
+    """Short human number: 0.22, 3e-12, 1.5e+03 -> '1500', NaN -> '–'."""
+    if x is None or not math.isfinite(x):
+        return "–"
+    if x == 0:
+        return "0"
+    ax = abs(x)
+    if 1e-3 <= ax < 1e4:
+        return f"{x:.3g}"
+    mant, exp = f"{x:.1e}".split("e")
+    mant = mant.rstrip("0").rstrip(".")
+    return f"{mant}e{int(exp)}"
+
+
+def pick_layers(n: int, k: int = 5) -> list[int]:
+    """Up to k layer indices spread from the first to the last (always both ends)."""
+    if n <= 0:
+        return []
+    if n <= k:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def chain_rows(gain: np.ndarray, product: np.ndarray, max_rows: int) -> list[tuple[str, str, str]]:
+    """Rows (layer, ×gain, running product) from the output back to layer 1, elided in the middle.
+
+    E.g. [('20', '×0.22', '0.22'), ('19', '×0.25', '0.055'), ('…', '', ''), ('1', '×0.2', '3e-12')].
+    """
+    n = len(gain)
+    order = list(range(n - 1, -1, -1))
+    if max_rows < 3:
+        max_rows = 3
+    if n > max_rows:
+        head = (max_rows - 1) // 2
+        tail = max_rows - 1 - head
+        order = order[:head] + [-1] + order[n - tail :]
+    rows = []
+    for i in order:
+        if i < 0:
+            rows.append(("…", "", ""))
+        else:
+            rows.append((str(i + 1), "×" + fmt_num(float(gain[i])), fmt_num(float(product[i]))))
+    return rows
+
+
+REMEDY_KEYS = (
+    (("relu", "activation", "leaky"), "a"),
+    (("xavier", " he ", "he init", "init"), "i"),
+    (("batchnorm", "batch norm", "normaliz"), "b"),
+    (("skip", "residual"), "s"),
+    (("clip",), "c"),
+    (("lstm", "gru", "cell"), "l"),
+    (("shallower", "depth", "fewer layers"), "["),
+    (("lower the learning rate", "lower lr", "smaller learning rate", "reduce lr"), "-"),
+    (("raise the learning rate", "higher learning rate", "increase lr", "larger learning rate"), "+"),
+    (("reset", "restart"), "r"),
+)
+
+
+def remedy_key(text: str) -> str | None:
+    """The dashboard key that applies a remedy written in words, if there is one."""
+    low = f" {text.lower()} "
+    for words, key in REMEDY_KEYS:
+        if any(w in low for w in words):
+            return key
+    return None
