@@ -68,10 +68,15 @@ def _circles(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, to
 
 
 def _first_bit(n: int, seq_len: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Label = sign of the first input; the rest of the sequence is noise. Needs memory over seq_len steps."""
-    x = torch.randn(n, seq_len, 1, generator=g, dtype=torch.float64) * max(noise, 1e-3)
+    """Label = sign of the first value (marked by a 1 in the second channel); the rest is noise.
+
+    The answer is read after the last step, so the model must carry one bit across seq_len steps.
+    """
+    x = torch.zeros(n, seq_len, 2, dtype=torch.float64)
+    x[:, :, 0] = torch.randn(n, seq_len, generator=g, dtype=torch.float64) * noise
     y = torch.randint(0, 2, (n,), generator=g)
     x[:, 0, 0] = y.double() * 2 - 1
+    x[:, 0, 1] = 1.0
     return x, y
 
 

@@ -9,20 +9,24 @@ import torch
 
 from vgtui.engine.models import Trace
 
-HIST_BINS = 28
-HIST_LO, HIST_HI = -12.0, 2.0  # log10 |g|
+HIST_BINS = 44
+HIST_LO, HIST_HI = -20.0, 2.0  # log10 |g|
 HIST_EDGES = np.linspace(HIST_LO, HIST_HI, HIST_BINS + 1)
 SIGMOID_SAT = 0.4899  # |a - 0.5| > this  <=>  a(1 - a) < 0.01
 TANH_SAT = 0.99499  # |a| > this  <=>  1 - a^2 < 0.01
 
 
-def light_row(loss: torch.Tensor, acc: torch.Tensor, total: torch.Tensor, clipped: torch.Tensor,
-              weights: list[torch.Tensor]) -> torch.Tensor:  # fmt: skip
-    """Per-step numbers as one device tensor: loss, acc, total grad norm, clipped, per-layer grad norms."""
+def grad_norms(weights: list[torch.Tensor]) -> torch.Tensor:
+    """Gradient norm of each weight in one fused op (zeros where a weight has no gradient yet)."""
     grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in weights]
-    norms = torch.stack(torch._foreach_norm(grads))
+    return torch.stack(torch._foreach_norm(grads))
+
+
+def light_row(loss: torch.Tensor, acc: torch.Tensor, total: torch.Tensor, clipped: torch.Tensor,
+              layer_norms: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """Per-step numbers as one device tensor: loss, acc, total grad norm, clipped, per-layer grad norms."""
     head = torch.stack([loss.detach().float(), acc.float(), total.float(), clipped.float()])
-    return torch.cat([head, norms.float()])
+    return torch.cat([head, layer_norms.float()])
 
 
 def total_grad_norm(params: list[torch.Tensor]) -> torch.Tensor:

@@ -202,6 +202,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = list(model.parameters())
+        weights = model.layer_weights()
+        layer_norms = telemetry.grad_norms(weights)  # before clipping
         clip = self.state.clip
         if clip is not None:
             total = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
@@ -209,8 +211,7 @@ class Trainer:
         else:
             total = telemetry.total_grad_norm(params)
             clipped = torch.zeros((), dtype=torch.bool, device=total.device)
-        weights = model.layer_weights()
-        row = telemetry.light_row(loss, acc, total, clipped, weights)
+        row = telemetry.light_row(loss, acc, total, clipped, layer_norms)
         before = torch._foreach_mul([w.detach() for w in weights], 1.0) if heavy else None
         self.optimizer.step()
         self.step += 1

@@ -1,0 +1,156 @@
+"""Command line: `vgtui launch | run | presets`. Thin: parse, build the config, call engine or dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from vgtui import __version__
+from vgtui.config import ConfigError, RunConfig, apply_sets
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad options as one line and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"vgtui: error: {message} (see '{self.prog} --help')\n")
+
+
+def _fail(message: str) -> int:
+    print(f"vgtui: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="vgtui",
+        description="See the vanishing gradient problem, and fix it live.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  vgtui launch deep-sigmoid\n  vgtui run deep-sigmoid --toggle 300:activation=relu --out run.jsonl\n"
+        "  vgtui presets",
+    )
+    parser.add_argument("--version", action="version", version=f"vgtui {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    common = _Parser(add_help=False)
+    common.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a preset value, e.g. --set model.depth=30 (repeatable)")  # fmt: skip
+    common.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu) | cpu | cuda | mps")
+
+    launch = sub.add_parser(
+        "launch",
+        parents=[common],
+        help="open the live dashboard",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  vgtui launch                 # pick a preset\n  vgtui launch deep-sigmoid\n"
+        "  vgtui launch rnn-long --refresh-hz 2",
+    )
+    launch.add_argument("preset", nargs="?", help="preset name or path to a .toml file (default: the picker)")
+    launch.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second")
+
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="train headless and write a JSON Lines run log",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  vgtui run deep-sigmoid --steps 600 --out sig.jsonl\n"
+        "  vgtui run deep-sigmoid --toggle 300:activation=leaky_relu --toggle 300:init=he\n"
+        "  vgtui run exploding --set train.clip=1.0",
+    )
+    run.add_argument("preset", help="preset name or path to a .toml file")
+    run.add_argument("--steps", type=int, default=None, help="number of steps (default: the preset's train.steps)")
+    run.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's train.seed)")
+    run.add_argument("--toggle", dest="toggles", action="append", default=[], metavar="STEP:NAME=VALUE",
+                     help="apply a toggle at a step, e.g. 200:activation=relu (repeatable)")  # fmt: skip
+    run.add_argument("--out", default=None, metavar="FILE.jsonl", help="write the run log here")
+    run.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
+
+    sub.add_parser("presets", help="list the preset scenes", epilog="example:\n  vgtui presets")
+    return parser
+
+
+def resolve_config(spec: str, sets: list[str], steps: int | None = None, seed: int | None = None) -> RunConfig:
+    from vgtui.presets import resolve
+
+    config = resolve(spec)
+    extra = list(sets)
+    if steps is not None:
+        extra.append(f"train.steps={steps}")
+    if seed is not None:
+        extra.append(f"train.seed={seed}")
+    return apply_sets(config, extra)
+
+
+def cmd_presets() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from vgtui.presets import list_presets
+
+    table = Table(title="vgtui presets", show_lines=False)
+    table.add_column("name", style="bold cyan")
+    table.add_column("model")
+    table.add_column("title")
+    for cfg in list_presets():
+        m = cfg.model
+        model = f"RNN {m.cell}" if m.kind == "rnn" else f"MLP {m.depth}x{m.width} {m.activation}"
+        table.add_row(cfg.name, model, cfg.title)
+    Console().print(table)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from vgtui.engine.toggles import parse_scheduled
+
+    if args.steps is not None and args.steps < 1:
+        return _fail(f"--steps {args.steps}: allowed: an integer >= 1")
+    config = resolve_config(args.preset, args.sets, args.steps, args.seed)
+    schedule = [parse_scheduled(t) for t in args.toggles]
+    from vgtui.headless import run_headless
+
+    return run_headless(config, schedule, device=args.device, out=args.out, quiet=args.quiet)
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    config = resolve_config(args.preset, args.sets) if args.preset else None
+    if args.preset is None and args.sets:
+        return _fail("--set needs a preset: vgtui launch PRESET --set section.key=value")
+    if args.refresh_hz is not None and not 0.1 <= args.refresh_hz <= 60:
+        return _fail(f"--refresh-hz {args.refresh_hz:g}: allowed: a number from 0.1 to 60")
+    from vgtui.engine.session import Session
+    from vgtui.engine.trainer import pick_device
+
+    pick_device(args.device)  # fail early, before the screen is taken over
+    from vgtui.tui.app import run_dashboard
+
+    def factory(cfg: RunConfig) -> Session:
+        return Session(cfg, device=args.device)
+
+    return run_dashboard(config, factory, refresh_hz=args.refresh_hz)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "presets":
+            return cmd_presets()
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "launch":
+            return cmd_launch(args)
+        parser.print_help()
+        return 0
+    except (ConfigError, ValueError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print("vgtui: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""`vgtui run`: drive a Session without a UI, write the run log, show progress and a summary."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vgtui import __version__
+from vgtui.config import RunConfig, to_dict
+from vgtui.contract import Command, Snapshot, Verdict
+from vgtui.engine.session import PublishRecord, Session
+from vgtui.runlog import RunLogWriter, diagnosis_record, event_record, step_record
+
+
+class _Recorder:
+    """Subscriber that writes every publish to the run log and remembers the first numbers."""
+
+    def __init__(self, writer: RunLogWriter | None) -> None:
+        self.writer = writer
+        self.first: Snapshot | None = None
+        self.verdict_history: list[tuple[int, tuple[Verdict, ...]]] = []
+
+    def __call__(self, record: PublishRecord) -> None:
+        snap = record.snapshot
+        if self.writer is not None:
+            for event in record.events:
+                self.writer.write(event_record(event))
+        if record.published is not None:
+            if self.first is None and math.isfinite(snap.loss):
+                self.first = snap
+            if self.writer is not None:
+                self.writer.write(step_record(snap))
+        if record.verdicts_changed:
+            self.verdict_history.append((snap.step, snap.verdicts))
+            if self.writer is not None:
+                self.writer.write(diagnosis_record(snap.step, snap.verdicts))
+
+
+def run_headless(
+    config: RunConfig,
+    schedule: list[tuple[int, Command]],
+    *,
+    device: str = "auto",
+    out: str | None = None,
+    quiet: bool = False,
+) -> int:
+    """Train `config.train.steps` steps; returns the exit code (0 ok, 1 worker error, 130 interrupted)."""
+    console = Console(stderr=True)
+    writer = RunLogWriter(out) if out else None
+    recorder = _Recorder(writer)
+    session = Session(config, device=device, max_steps=config.train.steps, schedule=schedule, on_publish=recorder)
+    if writer is not None:
+        writer.write(
+            {
+                "type": "meta",
+                "version": __version__,
+                "preset": config.name,
+                "title": config.title,
+                "device": str(session.device),
+                "layers": session.trainer.layer_names(),
+                "config": to_dict(config),
+            }
+        )
+    total = config.train.steps
+    code = 0
+    try:
+        session.start()
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=quiet,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(config.name, total=total, info="")
+            while not session.done.wait(0.1):
+                snap = session.latest()
+                if snap is not None:
+                    progress.update(task, completed=snap.step, info=f"loss {snap.loss:.4f}")
+            snap = session.latest()
+            if snap is not None:
+                progress.update(task, completed=snap.step)
+    except KeyboardInterrupt:
+        code = 130
+        console.print("[yellow]interrupted: the run log is complete up to the last step written[/]")
+    finally:
+        session.stop(timeout=2.0)
+        if writer is not None:
+            writer.close()
+    last = session.latest()
+    if last is not None and last.status == "error":
+        print(f"vgtui: error: {last.error}", file=sys.stderr)
+        code = 1
+    if last is not None:
+        _summary(console if code else Console(), config, recorder.first, last, out)
+    return code
+
+
+def _fmt(x: float) -> str:
+    if not math.isfinite(x):
+        return "nan"
+    return f"{x:.2e}" if (x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e4)) else f"{x:.4f}"
+
+
+def _summary(console: Console, config: RunConfig, first: Snapshot | None, last: Snapshot, out: str | None) -> None:
+    table = Table(title=f"{config.name}: {last.status} at step {last.step}", show_header=True)
+    table.add_column("")
+    table.add_column("first", justify="right")
+    table.add_column("last", justify="right")
+    f = first or last
+    table.add_row("loss", _fmt(f.loss), _fmt(last.loss))
+    if math.isfinite(last.acc) or math.isfinite(f.acc):
+        table.add_row("accuracy", _fmt(f.acc), _fmt(last.acc))
+    if last.model.kind == "rnn" and last.time_grad_norm is not None and f.time_grad_norm is not None:
+        table.add_row("grad ratio step 1 / last step", _fmt(_ratio(f.time_grad_norm)), _fmt(_ratio(last.time_grad_norm)))
+    table.add_row("grad ratio layer 1 / last layer", _fmt(f.first_last_ratio), _fmt(last.first_last_ratio))
+    table.add_row("model", f.model.describe(), last.model.describe())
+    console.print(table)
+    for v in last.verdicts:
+        console.print(f"  [{'red' if v.severity == 'bad' else 'yellow' if v.severity == 'warn' else 'green'}]{v.text}[/]")
+        if v.remedies:
+            console.print(f"    try: {'; '.join(v.remedies)}")
+    if out:
+        console.print(f"run log: {out}")
+
+
+def _ratio(t) -> float:
+    return float(t[0] / t[-1]) if len(t) > 1 and t[-1] > 0 else math.nan
+
