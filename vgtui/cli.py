@@ -30,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vgtui",
         description="See the vanishing gradient problem, and fix it live.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  vgtui launch deep-sigmoid\n  vgtui run deep-sigmoid --toggle 300:activation=relu --out run.jsonl\n"
-        "  vgtui presets",
+        epilog="examples:\n  vgtui launch deep-sigmoid\n"
+        "  vgtui run deep-sigmoid --toggle 300:activation=relu --out run.jsonl\n  vgtui presets",
     )
     parser.add_argument("--version", action="version", version=f"vgtui {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -104,12 +104,17 @@ def cmd_presets() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from vgtui.engine.toggles import parse_scheduled
+    from vgtui.engine.toggles import ToggleError, normalize, parse_scheduled
 
     if args.steps is not None and args.steps < 1:
         return _fail(f"--steps {args.steps}: allowed: an integer >= 1")
     config = resolve_config(args.preset, args.sets, args.steps, args.seed)
     schedule = [parse_scheduled(t) for t in args.toggles]
+    for step, toggle in schedule:
+        try:
+            normalize(toggle, config.model.kind)
+        except ToggleError as exc:
+            raise ToggleError(f"--toggle {step}:{toggle.name}={toggle.value}: {exc}") from None
     from vgtui.headless import run_headless
 
     return run_headless(config, schedule, device=args.device, out=args.out, quiet=args.quiet)

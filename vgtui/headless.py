@@ -23,6 +23,7 @@ class _Recorder:
         self.writer = writer
         self.first: Snapshot | None = None
         self.verdict_history: list[tuple[int, tuple[Verdict, ...]]] = []
+        self.notice_seq = 0
 
     def __call__(self, record: PublishRecord) -> None:
         snap = record.snapshot
@@ -34,6 +35,11 @@ class _Recorder:
                 self.first = snap
             if self.writer is not None:
                 self.writer.write(step_record(snap))
+        for notice in snap.notices:
+            if notice.seq > self.notice_seq:
+                self.notice_seq = notice.seq
+                if self.writer is not None:
+                    self.writer.write({"type": "notice", "step": snap.step, "level": notice.level, "text": notice.text})
         if record.verdicts_changed:
             self.verdict_history.append((snap.step, snap.verdicts))
             if self.writer is not None:
@@ -119,12 +125,16 @@ def _summary(console: Console, config: RunConfig, first: Snapshot | None, last: 
     if math.isfinite(last.acc) or math.isfinite(f.acc):
         table.add_row("accuracy", _fmt(f.acc), _fmt(last.acc))
     if last.model.kind == "rnn" and last.time_grad_norm is not None and f.time_grad_norm is not None:
-        table.add_row("grad ratio step 1 / last step", _fmt(_ratio(f.time_grad_norm)), _fmt(_ratio(last.time_grad_norm)))
+        table.add_row(
+            "grad ratio step 1 / last step", _fmt(_ratio(f.time_grad_norm)), _fmt(_ratio(last.time_grad_norm))
+        )
     table.add_row("grad ratio layer 1 / last layer", _fmt(f.first_last_ratio), _fmt(last.first_last_ratio))
     table.add_row("model", f.model.describe(), last.model.describe())
     console.print(table)
     for v in last.verdicts:
-        console.print(f"  [{'red' if v.severity == 'bad' else 'yellow' if v.severity == 'warn' else 'green'}]{v.text}[/]")
+        console.print(
+            f"  [{'red' if v.severity == 'bad' else 'yellow' if v.severity == 'warn' else 'green'}]{v.text}[/]"
+        )
         if v.remedies:
             console.print(f"    try: {'; '.join(v.remedies)}")
     if out:
@@ -133,4 +143,3 @@ def _summary(console: Console, config: RunConfig, first: Snapshot | None, last: 
 
 def _ratio(t) -> float:
     return float(t[0] / t[-1]) if len(t) > 1 and t[-1] > 0 else math.nan
-

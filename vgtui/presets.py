@@ -52,5 +52,7 @@ def resolve(spec: str) -> RunConfig:
         return load_file(path)
     candidate = presets_dir() / f"{spec}.toml"
     if not candidate.exists():
-        raise ConfigError(f"unknown preset {spec!r}; available: {', '.join(preset_names())} (or a path to a .toml file)")
+        raise ConfigError(
+            f"unknown preset {spec!r}; available: {', '.join(preset_names())} (or a path to a .toml file)"
+        )
     return load_file(candidate)

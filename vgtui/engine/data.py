@@ -67,16 +67,25 @@ def _circles(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, to
     return pts + noise * 0.3 * torch.randn(n, 2, generator=g, dtype=torch.float64), y
 
 
-def _first_bit(n: int, seq_len: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Label = sign of the first value (marked by a 1 in the second channel); the rest is noise.
+FIRST_BIT_SHORT = 0.3  # share of first-bit sequences whose marked value sits at a random later step
 
-    The answer is read after the last step, so the model must carry one bit across seq_len steps.
+
+def _first_bit(n: int, seq_len: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label = sign of the marked value (a 1 in the second channel); every other value is noise.
+
+    In most sequences the marked value is the first one, so the answer, read after the last step,
+    needs one bit carried across all seq_len steps. In the rest (FIRST_BIT_SHORT) it sits at a random
+    later position: those shorter gaps give a gated cell a first foothold from which its gates learn to
+    hold the bit for longer, while a plain tanh RNN only ever profits from the few shortest ones.
     """
     x = torch.zeros(n, seq_len, 2, dtype=torch.float64)
     x[:, :, 0] = torch.randn(n, seq_len, generator=g, dtype=torch.float64) * noise
     y = torch.randint(0, 2, (n,), generator=g)
-    x[:, 0, 0] = y.double() * 2 - 1
-    x[:, 0, 1] = 1.0
+    late = torch.rand(n, generator=g) < FIRST_BIT_SHORT
+    pos = torch.where(late, torch.randint(0, seq_len, (n,), generator=g), torch.zeros(n, dtype=torch.long))
+    rows = torch.arange(n)
+    x[rows, pos, 0] = y.double() * 2 - 1
+    x[rows, pos, 1] = 1.0
     return x, y
 
 

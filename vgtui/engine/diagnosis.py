@@ -29,7 +29,10 @@ REMEDIES_EXPLODE = ("gradient clipping (c)", "lower learning rate (-)", "Xavier 
 REMEDIES_DIVERGED = ("clipping on (c) or lower learning rate (-)", "then reset (r)")
 REMEDIES_SATURATED = ("ReLU / Leaky ReLU (a)", "Xavier init (i)", "BatchNorm (b)")
 REMEDIES_DEAD = ("Leaky ReLU (a)", "lower learning rate (-)", "He init (i)")
-REMEDIES_STAGNANT = ("see the gradient chart: fix what starves layer 1", "raise learning rate (+) if gradients are healthy")
+REMEDIES_STAGNANT = (
+    "see the gradient chart: fix what starves layer 1",
+    "raise learning rate (+) if gradients are healthy",
+)
 REMEDIES_SHRINK = ("lower learning rate (-)", "BatchNorm (b)", "He init (i)")
 
 
@@ -165,7 +168,8 @@ class Diagnoser:
                     out["shrinking"] = Verdict(
                         "shrinking",
                         "warn",
-                        f"weights shrinking to 0: layer {worst + 1}'s mean |w| fell to {shrink[worst]:.0%} of its start",
+                        f"weights shrinking to 0: layer {worst + 1}'s mean |w| "
+                        f"fell to {shrink[worst]:.0%} of its start",
                         REMEDIES_SHRINK,
                     )
         return out

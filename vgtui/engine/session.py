@@ -276,8 +276,14 @@ class Session:
                               gain=h.gain, gain_product=h.gain_product)  # fmt: skip
             self.history.append(int(step), scalars, layers)
         last = light[-1]
-        self._last.update(step=int(pub.steps[-1]), loss=float(last[0]), acc=float(last[1]),
-                          grad_total=float(last[2]), clipped=bool(last[3] > 0.5), grad_norm=last[4:].copy())  # fmt: skip
+        self._last.update(
+            step=int(pub.steps[-1]),
+            loss=float(last[0]),
+            acc=float(last[1]),
+            grad_total=float(last[2]),
+            clipped=bool(last[3] > 0.5),
+            grad_norm=last[4:].copy(),
+        )
         if pub.heavy is not None:
             self._last["heavy"] = pub.heavy
             self._last["heavy_step"] = pub.heavy_step
@@ -292,7 +298,7 @@ class Session:
                 activation=self.trainer.state.activation,
                 loss=float(last[0]),
                 baseline_loss=self.trainer.data.baseline_loss,
-                grad_norm=last[4:4 + n_layers],
+                grad_norm=last[4 : 4 + n_layers],
                 grad_total=float(last[2]),
                 saturation=heavy.saturation if heavy is not None else np.zeros(0),
                 dead=heavy.dead if heavy is not None else np.zeros(0),

@@ -14,7 +14,7 @@ from vgtui.contract import Event, ModelState, Toggle
 from vgtui.engine import telemetry
 from vgtui.engine.data import make_dataset
 from vgtui.engine.models import MLP, Block, RNNModel, Trace, init_linear, init_model, make_cell
-from vgtui.engine.toggles import ToggleError, normalize
+from vgtui.engine.toggles import normalize
 
 
 def pick_device(spec: str = "auto") -> torch.device:

@@ -1,0 +1,46 @@
+"""Shared helpers for engine tests: drive a Trainer synchronously and collect numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vgtui.config import RunConfig, apply_sets
+from vgtui.engine.toggles import parse_toggle
+from vgtui.engine.trainer import Trainer
+from vgtui.presets import resolve
+
+
+def preset(name: str, *sets: str) -> RunConfig:
+    return apply_sets(resolve(name), list(sets))
+
+
+def train(trainer: Trainer, steps: int) -> dict[str, np.ndarray]:
+    """Run `steps` steps; return per-step loss, per-step first/last grad ratio, and the last heavy stats."""
+    losses, ratios, heavy = [], [], None
+    for _ in range(steps):
+        trainer.train_step()
+        if trainer.heavy_due(trainer.step):
+            pub = trainer.collect()
+            assert pub is not None
+            losses.extend(pub.light[:, 0])
+            g = pub.light[:, 4:]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratios.extend(g[:, 0] / g[:, -1])
+            heavy = pub.heavy
+    pub = trainer.collect()
+    if pub is not None:
+        losses.extend(pub.light[:, 0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios.extend(pub.light[:, 4] / pub.light[:, -1])
+    return {"loss": np.array(losses), "ratio": np.array(ratios), "heavy": heavy}
+
+
+def toggle(trainer: Trainer, *texts: str) -> None:
+    for text in texts:
+        trainer.apply(parse_toggle(text))
+
+
+def geomean(x: np.ndarray) -> float:
+    x = np.abs(np.asarray(x, dtype=float))
+    x = x[np.isfinite(x) & (x > 0)]
+    return float(np.exp(np.log(x).mean()))
