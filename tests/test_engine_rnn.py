@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
 from helpers import preset, toggle
+
 from vgtui.engine.trainer import Trainer
 
 CHANCE = math.log(2)
