@@ -77,6 +77,7 @@ class Diagnoser:
         self._active: dict[str, Verdict] = {}
         self._losses: deque[float] = deque(maxlen=window)
         self._first_mean_abs: np.ndarray | None = None
+        self._seen = 0
 
     def reset(self) -> None:
         self.__init__(self.on_after, self.off_after, self._losses.maxlen or 20)  # type: ignore[misc]
@@ -177,6 +178,7 @@ class Diagnoser:
     def update(self, obs: Observation) -> tuple[Verdict, ...]:
         """Feed one observation; returns the verdicts now in force (most severe first)."""
         raw = self.raw(obs)
+        self._seen += 1
         for code in set(self._hits) | set(raw) | set(self._active):
             if code in raw:
                 self._hits[code] = self._hits.get(code, 0) + 1
@@ -193,6 +195,8 @@ class Diagnoser:
     def verdicts(self) -> tuple[Verdict, ...]:
         order = {"bad": 0, "warn": 1, "ok": 2}
         active = sorted(self._active.values(), key=lambda v: order[v.severity])
+        if not active and self._seen < self.on_after:
+            return (Verdict("watching", "ok", "watching the first steps..."),)
         if not active:
             return (Verdict("healthy", "ok", "healthy: gradients reach every layer and the loss is moving"),)
         return tuple(active)
