@@ -25,8 +25,8 @@ def grad_norms(weights: list[torch.Tensor]) -> torch.Tensor:
 def light_row(loss: torch.Tensor, acc: torch.Tensor, total: torch.Tensor, clipped: torch.Tensor,
               layer_norms: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """Per-step numbers as one device tensor: loss, acc, total grad norm, clipped, per-layer grad norms."""
-    head = torch.stack([loss.detach().float(), acc.float(), total.float(), clipped.float()])
-    return torch.cat([head, layer_norms.float()])
+    head = torch.stack([loss.detach(), acc, total, clipped.float()])
+    return torch.cat([head, layer_norms])
 
 
 def total_grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
@@ -62,7 +62,8 @@ def heavy_tensor(kind: str, activation: str, weights: list[torch.Tensor], before
         ratio = dnorm / wnorm.clamp_min(1e-30)
     else:
         ratio = torch.full_like(wnorm, float("nan"))
-    mean_abs = torch.stack([w.abs().mean() for w in wd])
+    numel = torch.tensor([w.numel() for w in wd], device=wnorm.device, dtype=wnorm.dtype)
+    mean_abs = torch.stack(torch._foreach_norm(wd, 1)) / numel
     dev = wnorm.device
     if kind == "mlp" and trace.acts:
         acts = torch.stack([a.detach() for a in trace.acts])  # (L, B, W)

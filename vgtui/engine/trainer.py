@@ -100,6 +100,7 @@ class Trainer:
         self.model.to(self.device)
         self.gen = torch.Generator().manual_seed(seed + 1)
         self.optimizer = self._new_optimizer(list(self.model.parameters()))
+        self._structure_changed()
         self._pending.clear()
         self._pending_steps.clear()
         self._heavy = None
@@ -107,8 +108,8 @@ class Trainer:
     def _new_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         t = self.config.train
         if t.optimizer == "adam":
-            return torch.optim.Adam(params, lr=self.state.lr)
-        return torch.optim.SGD(params, lr=self.state.lr, momentum=t.momentum)
+            return torch.optim.Adam(params, lr=self.state.lr, foreach=True)
+        return torch.optim.SGD(params, lr=self.state.lr, momentum=t.momentum, foreach=True)
 
     def _refresh_optimizer(self) -> None:
         """New optimizer over the current parameters, keeping the state (momentum) of those that remain."""
@@ -117,6 +118,15 @@ class Trainer:
         for p in self.model.parameters():
             if p in old.state:
                 self.optimizer.state[p] = old.state[p]
+        self._structure_changed()
+
+    def _structure_changed(self) -> None:
+        """Cache what every step needs: the parameter list and where the shown layers' weights sit in it."""
+        self.model.train()
+        self._params = list(self.model.parameters())
+        self._weights = self.model.layer_weights()
+        index = {id(p): i for i, p in enumerate(self._params)}
+        self._weight_index = torch.tensor([index[id(w)] for w in self._weights], device=self.device)
 
     def optimizer_params(self) -> list[nn.Parameter]:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -188,7 +198,6 @@ class Trainer:
     def train_step(self) -> None:
         """One optimizer step; per-step numbers stay on the device until collect()."""
         model = self.model
-        model.train()
         x, y = self.data.batch(self.config.train.batch_size, self.gen)
         heavy = self.heavy_due(self.step + 1)
         trace = Trace() if heavy else None
@@ -201,15 +210,16 @@ class Trainer:
             acc = (out.detach().argmax(dim=1) == y).float().mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        params = list(model.parameters())
-        weights = model.layer_weights()
-        layer_norms = telemetry.grad_norms(weights)  # before clipping
+        params, weights = self._params, self._weights
+        norms = telemetry.grad_norms(params)  # every parameter, before clipping, in one fused op
+        layer_norms = norms[self._weight_index]
+        total = torch.linalg.vector_norm(norms)
         clip = self.state.clip
         if clip is not None:
-            total = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+            grads = [p.grad for p in params if p.grad is not None]
+            torch._foreach_mul_(grads, (clip / (total + 1e-6)).clamp(max=1.0))  # as clip_grad_norm_ does
             clipped = total > clip
         else:
-            total = telemetry.total_grad_norm(params)
             clipped = torch.zeros((), dtype=torch.bool, device=total.device)
         row = telemetry.light_row(loss, acc, total, clipped, layer_norms)
         before = torch._foreach_mul([w.detach() for w in weights], 1.0) if heavy else None
