@@ -14,6 +14,7 @@ from vgtui.contract import Event, ModelState, Toggle
 from vgtui.engine import telemetry
 from vgtui.engine.data import make_dataset
 from vgtui.engine.models import MLP, Block, RNNModel, Trace, init_linear, init_model, make_cell
+from vgtui.engine.optim import Optimizer, make_optimizer
 from vgtui.engine.toggles import normalize
 
 
@@ -105,11 +106,9 @@ class Trainer:
         self._pending_steps.clear()
         self._heavy = None
 
-    def _new_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    def _new_optimizer(self, params: list[nn.Parameter]) -> Optimizer:
         t = self.config.train
-        if t.optimizer == "adam":
-            return torch.optim.Adam(params, lr=self.state.lr, foreach=True)
-        return torch.optim.SGD(params, lr=self.state.lr, momentum=t.momentum, foreach=True)
+        return make_optimizer(t.optimizer, params, self.state.lr, t.momentum)
 
     def _refresh_optimizer(self) -> None:
         """New optimizer over the current parameters, keeping the state (momentum) of those that remain."""
