@@ -22,6 +22,7 @@ from vgtui.contract import (
     Pause,
     Reset,
     Resume,
+    SelectLayer,
     Snapshot,
     Step,
     Toggle,
@@ -118,6 +119,8 @@ class FakeSession:
             self.events.append(Event(self.step, "reset", "weights"))
         elif isinstance(command, Toggle):
             self._toggle(command)
+        elif isinstance(command, SelectLayer):
+            self.hist_layer = command.layer - 1
 
     def latest(self) -> Snapshot | None:
         if self.step == 0 and self.status == "running":
@@ -189,9 +192,6 @@ class FakeSession:
             what = "RNN" if t.name == "cell" else "MLP"
             seq = len(self.notices) + 1
             self.notices.append(Notice(seq, "warn", f"{t.name} applies only to {what} presets; this one is {m.kind}"))
-            return
-        if t.name == "hist_layer":
-            self.hist_layer = int(t.value) - 1
             return
         if t.name in ("activation", "init", "cell"):
             self.model = replace(m, **{t.name: t.value})

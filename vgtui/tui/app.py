@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
 from typing import ClassVar
 
-from rich.text import Text
 from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from vgtui.config import ConfigError, RunConfig
-from vgtui.contract import Command, ModelState, Pause, Reset, Resume, SessionLike, Snapshot, Step, Toggle
+from vgtui.contract import Command, ModelState, Pause, Reset, Resume, SelectLayer, SessionLike, Snapshot, Step, Toggle
 from vgtui.history import HistoryView
 from vgtui.tui.charts import (
     Chart,
@@ -44,44 +44,22 @@ from vgtui.tui.keys import (
     model_state_from_config,
     toggle_for,
 )
-from vgtui.tui.panels import DiagnosisPanel, StatusBar, WhyPanel
+from vgtui.tui.panels import DiagnosisPanel, StatusBar, WhyPanel, shown, too_small_text
 from vgtui.tui.picker import ClipPrompt, PresetPicker
 
 DEFAULT_REFRESH_HZ = 2.0  # redraws per second; tune by measuring training speed beside the UI
 MIN_SIZE = (80, 24)  # below this: a "terminal too small" message
 FULL_SIZE = (120, 36)  # below this: only loss, per-layer gradients and the diagnosis
-SEND_HIST_LAYER = True  # j/k ask the engine for another layer's histogram (Toggle("hist_layer", "<1-based>"))
-TOGGLE_ACTIONS = (
-    "activation",
-    "init",
-    "batchnorm",
-    "skip",
-    "clip",
-    "lr_up",
-    "lr_down",
-    "depth_down",
-    "depth_up",
-    "cell",
-)
+CHARTS_PER_TICK = 3  # stale charts redrawn per tick, oldest first (spreads the plotext cost over ticks)
 NOTICE_SEVERITY = {"info": "information", "warn": "warning", "error": "error"}
 
 SessionFactory = Callable[[RunConfig], SessionLike]
 
 
-def shown(widget: Widget) -> bool:
-    """Whether the widget and all its ancestors are displayed (a hidden chart is not redrawn)."""
-    node: Widget | None = widget
-    while isinstance(node, Widget) and not isinstance(node, Screen):
-        if not node.display:
-            return False
-        node = node.parent  # type: ignore[assignment]
-    return True
-
-
 class VgtuiApp(App[int]):
     """The live dashboard for one training session at a time."""
 
-    CSS_PATH = "vgtui.tcss"
+    CSS_PATH = Path(__file__).with_name("vgtui.tcss")
     TITLE = "vgtui"
     BINDINGS: ClassVar[list[BindingType]] = bindings()
 
@@ -97,18 +75,22 @@ class VgtuiApp(App[int]):
         self.session_factory = session_factory
         self.refresh_hz = refresh_hz if refresh_hz and refresh_hz > 0 else DEFAULT_REFRESH_HZ
         self.presets_loader = presets
+        self.charts_per_tick = CHARTS_PER_TICK
         self.session: SessionLike | None = None
         self.session_error: str | None = None
         self.selected = 0  # layer (0-based) whose histogram and chain-rule row are highlighted
         self.notices_shown: list[str] = []
+        self._quitting = False
         self._reset_view_state()
 
     def _reset_view_state(self) -> None:
         self.snap: Snapshot | None = None
         self._view: HistoryView | None = None
         self._drawn: dict[str, object] = {}  # chart id -> the key of the data it last drew
+        self._drawn_at: dict[str, float] = {}  # chart id -> when it was last drawn
         self._last_notice_seq = -1
         self._optimistic: ModelState | None = None
+        self._sent_at = (-1, 0)  # (step, notice count) of the snapshot current when a toggle was sent
         self._pending = ""
         self._paused_local: bool | None = None
         self._paused_at = 0.0
@@ -117,27 +99,36 @@ class VgtuiApp(App[int]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        with Container(id="root"):
-            yield StatusBar(id="status")
+        self.status_bar = StatusBar(id="status")
+        self.diagnosis = DiagnosisPanel(id="diagnosis")
+        self.why = WhyPanel(id="why")
+        self.time_charts: list[Chart] = [
+            LossChart(id="loss"),
+            GradHistoryChart(id="grad-history"),
+            WeightChart(id="weights"),
+            UpdateRatioChart(id="update-ratio"),
+        ]
+        self.snap_charts: list[Chart] = [GradBarsChart(id="grad-bars"), TimeGradChart(id="time-grad")]
+        self.snap_charts.append(HistogramChart(id="histogram"))
+        loss, history, weights, ratio = self.time_charts
+        bars, time_grad, histogram = self.snap_charts
+        with Container(id="root") as self.root:
+            yield self.status_bar
             with Vertical(id="main"):
                 with Horizontal(id="row-top"):
-                    yield LossChart(id="loss")
-                    yield GradBarsChart(id="grad-bars")
-                    yield TimeGradChart(id="time-grad")
+                    yield from (loss, bars, time_grad)
                 with Horizontal(id="row-mid"):
-                    yield GradHistoryChart(id="grad-history")
-                    yield WeightChart(id="weights")
-                    yield UpdateRatioChart(id="update-ratio")
+                    yield from (history, weights, ratio)
                 with Horizontal(id="row-bottom"):
-                    yield HistogramChart(id="histogram")
-                    yield WhyPanel(id="why")
-                    yield DiagnosisPanel(id="diagnosis")
-            yield Static(id="too-small")
-        yield Footer()
+                    yield from (histogram, self.why, self.diagnosis)
+            self.too_small = Static(id="too-small")
+            yield self.too_small
+        self.footer = Footer()
+        yield self.footer
 
     def on_mount(self) -> None:
         self._apply_size(self.size.width, self.size.height)
-        self.set_interval(1.0 / self.refresh_hz, self.poll, name="vgtui-poll")
+        self._timer = self.set_interval(1.0 / self.refresh_hz, self.poll, name="vgtui-poll")
         if self.config is None:
             self.action_presets()
         else:
@@ -148,21 +139,15 @@ class VgtuiApp(App[int]):
 
     def _apply_size(self, width: int, height: int) -> None:
         """CSS classes by terminal size: -tiny (message only), -compact (the essentials), else everything."""
-        root = self.query_one("#root")
+        root = self.root
         tiny = width < MIN_SIZE[0] or height < MIN_SIZE[1]
         compact = not tiny and (width < FULL_SIZE[0] or height < FULL_SIZE[1])
         root.set_class(tiny, "-tiny")
         root.set_class(compact, "-compact")
-        self.query_one(Footer).display = not tiny
-        self.query_one("#too-small", Static).update(
-            Text(
-                f"Terminal too small ({width}×{height}).\nvgtui needs at least {MIN_SIZE[0]}×{MIN_SIZE[1]}.\n"
-                "Enlarge the window, or press q to quit.",
-                justify="center",
-            )
-        )
+        self.footer.display = not tiny
+        self.too_small.update(too_small_text(width, height, *MIN_SIZE))
         self._drawn.clear()
-        self.call_after_refresh(self.poll)
+        self.call_after_refresh(self.poll)  # redraw at the new sizes
 
     # ------------------------------------------------------------------ session lifecycle
 
@@ -193,6 +178,7 @@ class VgtuiApp(App[int]):
                 self.log.error(f"stopping the session failed: {exc}")
 
     def on_unmount(self) -> None:
+        self._quitting = True
         self.stop_session()
 
     def send(self, command: Command) -> None:
@@ -205,36 +191,46 @@ class VgtuiApp(App[int]):
 
     def poll(self) -> None:
         """Pull the newest snapshot and history; redraw only the widgets whose data changed."""
+        if self._quitting or not self.is_running:
+            return
         session = self.session
         snap = session.latest() if session is not None else None
         if snap is not None and snap is not self.snap:
             self._show_notices(snap)
-            if self._optimistic is not None and snap.model == self._optimistic:
-                self._optimistic = None
-            self._pending = "" if self._optimistic is None else self._pending
+            if self._optimistic is not None and self._confirmed(snap):
+                self._optimistic, self._pending = None, ""
         self.snap = snap
-        if session is None or snap is None:
+        panels_key = (id(snap), self._pending, self.session_error, self.config.name if self.config else "")
+        if self._drawn.get("panels") != panels_key:
             self._draw_panels(snap)
+            self._drawn["panels"] = panels_key
+        if session is None or snap is None:
             return
         version = session.history.version
-        events_key = (len(snap.events), self.selected)
+        time_key = (version, len(snap.events), self.selected)
+        snap_key = (id(snap), self.selected)
+        visible = [c for c in self.time_charts if shown(c)]
+        stale = [c for c in visible if self._drawn.get(c.id or "") != time_key]
+        stale += [c for c in self.snap_charts if shown(c) and self._drawn.get(c.id or "") != snap_key]
+        why_stale = shown(self.why) and self._drawn.get("why") != snap_key
+        if not stale and not why_stale:
+            return
+        if all(c.id in self._drawn for c in stale):  # after a resize or at start everything is drawn at once
+            stale.sort(key=lambda c: self._drawn_at.get(c.id or "", 0.0))
+            stale = stale[: self.charts_per_tick]
         with self.batch_update():
-            self._draw_panels(snap)
-            time_charts = [c for c in self.query(Chart) if c.id in ("loss", "grad-history", "weights", "update-ratio")]
-            visible = [c for c in time_charts if shown(c)]
-            if visible and any(self._drawn.get(c.id) != (version, events_key) for c in visible):
-                width = max(c.columns for c in visible)
-                self._view = session.history.view(max_points=2 * width)
-            for chart in visible:
-                self._draw(chart, (version, events_key))
-            snap_key = (id(snap), snap.step, self.selected)
-            for chart in self.query(Chart):
-                if chart.id in ("grad-bars", "histogram", "time-grad") and shown(chart):
-                    self._draw(chart, snap_key)
-            why = self.query_one(WhyPanel)
-            if shown(why) and self._drawn.get("why") != snap_key:
-                why.show(snap, self.selected)
+            if any(c in visible for c in stale):
+                self._view = session.history.view(max_points=2 * max(c.columns for c in visible))
+            for chart in stale:
+                self._draw(chart, time_key if chart in self.time_charts else snap_key)
+            if why_stale:
+                self.why.show(snap, self.selected)
                 self._drawn["why"] = snap_key
+
+    def _confirmed(self, snap: Snapshot) -> bool:
+        """Whether a snapshot shows the engine has handled the toggles sent (applied, refused, or stepped on)."""
+        step, notices = self._sent_at
+        return snap.model == self._optimistic or snap.step > step or len(snap.notices) > notices
 
     def _draw(self, chart: Chart, key: object) -> None:
         if self._drawn.get(chart.id or "") == key or self.snap is None:
@@ -242,13 +238,14 @@ class VgtuiApp(App[int]):
         view = self._view if self._view is not None else self.session.history.view(max_points=2)  # type: ignore[union-attr]
         chart.replot(Frame(self.snap, view, self.selected))
         self._drawn[chart.id or ""] = key
+        self._drawn_at[chart.id or ""] = time.monotonic()
 
     def _draw_panels(self, snap: Snapshot | None) -> None:
         name = self.config.name if self.config else "(no preset)"
-        self.query_one(StatusBar).show(snap, name, self._pending)
-        self.query_one(DiagnosisPanel).show(snap, self.session_error)
+        self.status_bar.show(snap, name, self._pending)
+        self.diagnosis.show(snap, self.session_error)
         rnn = snap is not None and snap.time_grad_norm is not None
-        self.query_one("#root").set_class(rnn, "-rnn")
+        self.root.set_class(rnn, "-rnn")
 
     def _show_notices(self, snap: Snapshot) -> None:
         for notice in snap.notices:
@@ -282,41 +279,18 @@ class VgtuiApp(App[int]):
     def _send_toggle(self, command: Toggle, model: ModelState) -> None:
         self.send(command)
         self._optimistic = apply_toggle(model, command)
+        if self.snap is not None:
+            self._sent_at = (self.snap.step, len(self.snap.notices))
         self._pending = f"⇢ {command.name}={command.value} sent"
-        self.query_one(StatusBar).show(self.snap, self.config.name if self.config else "", self._pending)
+        self.status_bar.show(self.snap, self.config.name if self.config else "", self._pending)
 
-    def action_activation(self) -> None:
-        self._toggle("activation")
-
-    def action_init(self) -> None:
-        self._toggle("init")
-
-    def action_batchnorm(self) -> None:
-        self._toggle("batchnorm")
-
-    def action_skip(self) -> None:
-        self._toggle("skip")
-
-    def action_clip(self) -> None:
-        model = self.model()
-        if model is not None and model.clip is not None:
-            self._clip_threshold = model.clip
-        self._toggle("clip")
-
-    def action_lr_up(self) -> None:
-        self._toggle("lr_up")
-
-    def action_lr_down(self) -> None:
-        self._toggle("lr_down")
-
-    def action_depth_down(self) -> None:
-        self._toggle("depth_down")
-
-    def action_depth_up(self) -> None:
-        self._toggle("depth_up")
-
-    def action_cell(self) -> None:
-        self._toggle("cell")
+    def action_toggle(self, name: str) -> None:
+        """A toggle key (a, i, b, s, c, +, -, [, ], l): the next value from the model as it is now."""
+        if name == "clip":
+            model = self.model()
+            if model is not None and model.clip is not None:
+                self._clip_threshold = model.clip
+        self._toggle(name)
 
     def action_clip_prompt(self) -> None:
         model = self.model()
@@ -347,20 +321,14 @@ class VgtuiApp(App[int]):
     def action_reset(self) -> None:
         self.send(Reset())
 
-    def _select_layer(self, delta: int) -> None:
+    def action_select_layer(self, delta: int) -> None:
         n = len(self.snap.layer_names) if self.snap is not None else 0
         if n == 0:
             return
         self.selected = max(0, min(n - 1, self.selected + delta))
-        if SEND_HIST_LAYER and self.snap is not None and self.snap.hist_layer != self.selected:
-            self.send(Toggle("hist_layer", str(self.selected + 1)))
+        if self.snap is not None and self.snap.hist_layer != self.selected:
+            self.send(SelectLayer(self.selected + 1))
         self.poll()
-
-    def action_layer_up(self) -> None:
-        self._select_layer(+1)
-
-    def action_layer_down(self) -> None:
-        self._select_layer(-1)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -388,6 +356,7 @@ class VgtuiApp(App[int]):
             self.exit(0)
 
     async def action_quit(self) -> None:
+        self._quitting = True
         self.stop_session()
         self.exit(0)
 
@@ -397,7 +366,7 @@ class VgtuiApp(App[int]):
             if a.action == "quit":
                 continue
             key = a.key_display or a.keys.split(",")[0]
-            yield SystemCommand(f"{a.help} ({key})", a.help, getattr(self, f"action_{a.action}"))
+            yield SystemCommand(f"{a.help} ({key})", a.help, partial(self.run_action, a.action))
 
 
 def run_dashboard(

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from rich.text import Text
+from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from vgtui.contract import Event, Snapshot
@@ -16,14 +18,17 @@ from vgtui.history import HistoryView
 from vgtui.tui.series import (
     decade_ticks,
     finite_xy,
+    layer_ticks,
     log10_safe,
     log_range,
     minmax_decimate,
     pick_layers,
+    step_ticks,
     stride_decimate,
 )
 
 LAYER_COLORS = ("red", "orange", "yellow", "cyan", "green")
+LINE = "braille"  # 2×4 dots per cell: the finest lines plotext draws
 MARKER_COLOR = "magenta"
 MAX_MARKERS = 6
 HIDDEN_EVENTS = ("hist_layer",)
@@ -57,6 +62,13 @@ class Chart(PlotextPlot):
         """How many points are worth drawing: about the plot area's width in columns."""
         return max(20, self.size.width - 8) if self.size.width else 120
 
+    def render(self) -> RenderResult:
+        """Build the plot; a plotext failure shows as a line of text instead of ending the app."""
+        try:
+            return super().render()
+        except Exception as exc:  # noqa: BLE001 - plotext has edge cases (e.g. legends of empty series)
+            return Text(f"(chart could not be drawn: {type(exc).__name__}: {exc})", style="dim")
+
     def begin(self, title: str) -> None:
         self.plt.clear_data()
         self.plt.title(title)
@@ -69,6 +81,10 @@ class Chart(PlotextPlot):
         ticks, labels = decade_ticks(lo, hi, max_ticks=max(2, (self.size.height or 12) // 3))
         self.plt.ylim(lo, hi)
         self.plt.yticks(ticks, labels)
+
+    def set_step_x(self, x_lo: float, x_hi: float) -> None:
+        self.plt.xlim(x_lo, x_hi)
+        self.plt.xticks(*step_ticks(x_lo, x_hi, max_ticks=max(2, self.columns // 12)))
 
     def draw_markers(self, events: tuple[Event, ...], x_lo: float, x_hi: float, y_top: float) -> None:
         """A vertical line per event inside the x range, labelled at the top (last MAX_MARKERS only)."""
@@ -93,20 +109,20 @@ class LossChart(Chart):
 
     def replot(self, frame: Frame) -> None:
         v = frame.view
-        self.begin("loss (left) · accuracy (right)")
+        self.begin("loss (cyan) · accuracy (green, right)" if self.columns > 40 else "loss · acc")
         if len(v) == 0:
             return self.show_waiting("loss")
         x, loss = minmax_decimate(v.steps, v["loss"], self.columns)
         lx, ly = finite_xy(x, loss)
         if lx:
-            self.plt.plot(lx, ly, color="cyan", label="loss")
+            self.plt.plot(lx, ly, color="cyan", marker=LINE)
         xa, acc = stride_decimate(v.steps, v["acc"], self.columns)
         ax, ay = finite_xy(xa, acc)
         if ax:
-            self.plt.plot(ax, ay, color="green", label="acc", yside="right")
+            self.plt.plot(ax, ay, color="green", yside="right", marker=LINE)
             self.plt.ylim(0, 1, yside="right")
         x_lo, x_hi = float(v.steps[0]), float(max(v.steps[-1], v.steps[0] + 1))
-        self.plt.xlim(x_lo, x_hi)
+        self.set_step_x(x_lo, x_hi)
         y_top = max(ly) if ly else 1.0
         y_lo = min(ly) if ly else 0.0
         self.plt.ylim(min(0.0, y_lo), y_top * 1.05 if y_top > 0 else 1.0)
@@ -125,16 +141,25 @@ class GradBarsChart(Chart):
             return self.show_waiting("gradient norm per layer")
         y = log10_safe(s.grad_norm)
         lo, hi = log_range(y)
+        y = np.clip(y, lo, hi)
         lo -= 1
         xs, ys = finite_xy(np.arange(1, n + 1), y)
-        if xs:
-            self.plt.bar(xs, ys, color="orange", minimum=lo, width=0.6, reset_ticks=False)
         sel = frame.selected
-        if 0 <= sel < n and np.isfinite(y[sel]):
-            self.plt.bar([sel + 1], [float(y[sel])], color="cyan", minimum=lo, width=0.6, reset_ticks=False)
+        has_sel = 0 <= sel < n and bool(np.isfinite(y[sel]))
+        if self.columns >= 3 * n:  # room for separate bars
+            if xs:
+                self.plt.bar(xs, ys, color="orange", minimum=lo, width=0.6, reset_ticks=False)
+            if has_sel:
+                self.plt.bar([sel + 1], [float(y[sel])], color="cyan", minimum=lo, width=0.6, reset_ticks=False)
+        else:  # too narrow for bars: a line through the layers, one dot each
+            if xs:
+                self.plt.plot(xs, ys, color="orange", marker=LINE)
+                self.plt.scatter(xs, ys, color="orange", marker="dot")
+            if has_sel:
+                self.plt.scatter([sel + 1], [float(y[sel])], color="cyan", marker="●")
         self.plt.xlim(0.4, n + 0.6)
-        ticks = pick_layers(n, k=min(n, max(2, self.columns // 6)))
-        self.plt.xticks([t + 1 for t in ticks], [str(t + 1) for t in ticks])
+        ticks = layer_ticks(n, max(2, self.columns // 5))
+        self.plt.xticks(ticks, [str(t) for t in ticks])
         self.set_log_y(lo, hi)
         self.plt.xlabel("layer (1 = input side)")
         self.refresh()
@@ -158,20 +183,24 @@ class GradHistoryChart(Chart):
         if frame.selected not in picked and 0 <= frame.selected < data.shape[1]:
             picked = sorted({*picked[:-1], frame.selected, picked[-1]})[-len(LAYER_COLORS) :]
         series = [log10_safe(rows[:, i]) if self.LOG else rows[:, i] for i in picked]
+        if self.LOG:  # values below the floor sit on the bottom edge (a point outside breaks plotext's legend)
+            lo, hi = log_range(*series)
+            series = [np.clip(y, lo, hi) for y in series]
         for color, i, y in zip(LAYER_COLORS, picked, series, strict=False):
             px, py = finite_xy(x, y)
             if px:
-                self.plt.plot(px, py, color=color, label=layer_label(i))
+                self.plt.plot(px, py, color=color, label=layer_label(i), marker=LINE)
         x_lo, x_hi = float(x[0]), float(max(x[-1], x[0] + 1))
-        self.plt.xlim(x_lo, x_hi)
+        self.set_step_x(x_lo, x_hi)
         if self.LOG:
-            lo, hi = log_range(*series)
             self.set_log_y(lo, hi)
             top = hi
         else:
             finite = np.concatenate([y[np.isfinite(y)] for y in series]) if series else np.array([])
-            top = float(finite.max()) * 1.05 if finite.size else 1.0
-            bottom = min(0.0, float(finite.min())) if finite.size else 0.0
+            lo_v = float(finite.min()) if finite.size else 0.0
+            hi_v = float(finite.max()) if finite.size else 1.0
+            pad = max(1e-6, (hi_v - lo_v) * 0.1, abs(hi_v) * 0.01)
+            bottom, top = lo_v - pad, hi_v + pad
             self.plt.ylim(bottom, top)
         self.draw_markers(frame.snap.events, x_lo, x_hi, top)
         self.refresh()
@@ -205,14 +234,17 @@ class HistogramChart(Chart):
         if len(edges) < 2 or len(counts) != len(edges) - 1:
             return self.show_waiting("gradient histogram")
         centers = (edges[:-1] + edges[1:]) / 2
-        cx, cy = finite_xy(centers, counts)
+        keep = counts > 0
+        cx, cy = finite_xy(centers[keep], counts[keep])
         if cx:
             width = float(edges[1] - edges[0]) * 0.8
             self.plt.bar(cx, cy, color="orange", width=width, reset_ticks=False)
         ticks, labels = decade_ticks(float(edges[0]), float(edges[-1]), max_ticks=max(2, self.columns // 8))
         self.plt.xlim(float(edges[0]), float(edges[-1]))
         self.plt.xticks(ticks, labels)
-        self.plt.ylim(0, max(cy) * 1.1 if cy and max(cy) > 0 else 1)
+        top = max(cy) if cy else 1.0
+        self.plt.ylim(0, top * 1.1)
+        self.plt.yticks([0, top / 2, top], ["0", f"{top / 2:.0f}", f"{top:.0f}"])
         self.refresh()
 
 
@@ -221,17 +253,20 @@ class TimeGradChart(Chart):
 
     def replot(self, frame: Frame) -> None:
         s = frame.snap
-        self.begin("RNN: ‖∂L/∂h_t‖ per time step, first → last (log)")
+        self.begin("RNN: ‖∂L/∂h_t‖ per time step (log)" if self.columns > 36 else "‖∂L/∂h_t‖ per step")
         if s.time_grad_norm is None or len(s.time_grad_norm) == 0:
             return self.show_waiting("gradient per time step")
         y = log10_safe(s.time_grad_norm)
+        lo, hi = log_range(y)
+        y = np.clip(y, lo, hi)
         t = np.arange(1, len(y) + 1)
         t, y = stride_decimate(t, y, self.columns)
         px, py = finite_xy(t, y)
         if px:
-            self.plt.plot(px, py, color="orange", marker="braille")
-        lo, hi = log_range(y)
+            self.plt.plot(px, py, color="orange", marker=LINE)
         self.set_log_y(lo, hi)
         self.plt.xlim(1, max(2, len(s.time_grad_norm)))
+        ticks = layer_ticks(len(s.time_grad_norm), max(2, self.columns // 7))
+        self.plt.xticks(ticks, [str(t) for t in ticks])
         self.plt.xlabel("time step t (1 = first input)")
         self.refresh()

@@ -55,7 +55,7 @@ def help_markdown() -> str:
     """The help text with the control keys appended from the bindings table (one source of truth)."""
     lines = [HELP_TEXT]
     for a in ACTIONS:
-        if a.action in CONTROL_KEYS:
+        if a.id in CONTROL_KEYS:
             key = a.key_display or a.keys.split(",")[0]
             lines.append(f"- `{key}` {a.help}")
     lines.append("- `ctrl+p` command palette (every action by name) · `ctrl+q` quit\n")

@@ -20,51 +20,48 @@ DEFAULT_CLIP = 1.0
 
 @dataclass(frozen=True)
 class KeyAction:
-    """One dashboard action: its key(s), the action name, a footer word and a longer help line."""
+    """One dashboard action: its key(s), Textual action string, a stable id, a footer word and a help line."""
 
     keys: str
     action: str
+    id: str
     short: str
     help: str
     show: bool = True
     key_display: str | None = None
 
 
+def _t(keys: str, name: str, short: str, help: str, key_display: str | None = None) -> KeyAction:  # noqa: A002
+    return KeyAction(keys, f"toggle('{name}')", name, short, help, key_display=key_display)
+
+
 ACTIONS: tuple[KeyAction, ...] = (
-    KeyAction("a", "activation", "act", "Cycle the activation: sigmoid → tanh → relu → leaky_relu"),
-    KeyAction("i", "init", "init", "Cycle the weight init: default → xavier → he (re-initialises)"),
-    KeyAction("b", "batchnorm", "BN", "BatchNorm on/off"),
-    KeyAction("s", "skip", "skip", "Skip (residual) connections on/off"),
-    KeyAction("c", "clip", "clip", "Gradient clipping on/off"),
-    KeyAction("C", "clip_prompt", "clip=", "Set the gradient-clipping threshold", key_display="C"),
-    KeyAction("plus,equals_sign", "lr_up", "lr×2", "Learning rate ×2", key_display="+"),
-    KeyAction("minus", "lr_down", "lr÷2", "Learning rate ÷2", key_display="-"),
-    KeyAction("left_square_bracket", "depth_down", "depth-", "One layer fewer", key_display="["),
-    KeyAction("right_square_bracket", "depth_up", "depth+", "One layer more", key_display="]"),
-    KeyAction("l", "cell", "cell", "Cycle the RNN cell: rnn → lstm → gru"),
-    KeyAction("j", "layer_down", "layer-", "Select the layer below (histogram)", show=False),
-    KeyAction("k", "layer_up", "layer+", "Select the layer above (histogram)", show=False),
-    KeyAction("space", "pause", "pause", "Pause / resume training", key_display="␣"),
-    KeyAction("n", "step", "step", "Run a single step (stays paused)"),
-    KeyAction("r", "reset", "reset", "Fresh weights with the current settings"),
-    KeyAction("p", "presets", "presets", "Open the preset picker"),
-    KeyAction("question_mark,f1", "help", "help", "What am I looking at? (help)", key_display="?"),
-    KeyAction("q", "quit", "quit", "Quit"),
+    _t("a", "activation", "act", "Cycle the activation: sigmoid → tanh → relu → leaky_relu"),
+    _t("i", "init", "init", "Cycle the weight init: default → xavier → he (re-initialises)"),
+    _t("b", "batchnorm", "BN", "BatchNorm on/off"),
+    _t("s", "skip", "skip", "Skip (residual) connections on/off"),
+    _t("c", "clip", "clip", "Gradient clipping on/off"),
+    KeyAction("C", "clip_prompt", "clip_prompt", "clip=", "Set the gradient-clipping threshold"),
+    _t("plus,equals_sign", "lr_up", "lr×2", "Learning rate ×2", key_display="+"),
+    _t("minus", "lr_down", "lr÷2", "Learning rate ÷2", key_display="-"),
+    _t("left_square_bracket", "depth_down", "depth-", "One layer fewer", key_display="["),
+    _t("right_square_bracket", "depth_up", "depth+", "One layer more", key_display="]"),
+    _t("l", "cell", "cell", "Cycle the RNN cell: rnn → lstm → gru"),
+    KeyAction("j", "select_layer(-1)", "layer_down", "layer-", "Select the layer below (histogram)", show=False),
+    KeyAction("k", "select_layer(1)", "layer_up", "layer+", "Select the layer above (histogram)", show=False),
+    KeyAction("space", "pause", "pause", "pause", "Pause / resume training", key_display="␣"),
+    KeyAction("n", "step", "step", "step", "Run a single step (stays paused)"),
+    KeyAction("r", "reset", "reset", "reset", "Fresh weights with the current settings"),
+    KeyAction("p", "presets", "presets", "presets", "Open the preset picker"),
+    KeyAction("question_mark,f1", "help", "help", "help", "What am I looking at? (help)", key_display="?"),
+    KeyAction("q", "quit", "quit", "quit", "Quit"),
 )
 
 
 def bindings() -> list[Binding]:
     """Textual bindings for ACTIONS, each with an `id` (so a keymap can rebind it)."""
     out = [
-        Binding(
-            a.keys,
-            a.action if a.action != "quit" else "quit",
-            a.short,
-            show=a.show,
-            key_display=a.key_display,
-            id=f"vgtui.{a.action}",
-            tooltip=a.help,
-        )
+        Binding(a.keys, a.action, a.short, show=a.show, key_display=a.key_display, id=f"vgtui.{a.id}", tooltip=a.help)
         for a in ACTIONS
     ]
     out.append(Binding("ctrl+q", "quit", "quit", show=False, id="vgtui.quit_ctrl", priority=True))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Static
 
 from vgtui.contract import Snapshot, Verdict
@@ -49,9 +53,10 @@ class StatusBar(Static):
 
 
 def remedy_line(remedy: str) -> Text:
+    """'→ BatchNorm  [b]': the remedy with its key, unless the text already names one, e.g. '(b)'."""
     key = remedy_key(remedy)
     t = Text("   → " + remedy)
-    if key and f"[{key}]" not in remedy:
+    if key and not re.search(r"[(\[]\S[)\]]", remedy):
         t.append(f"  [{key}]", "bold cyan")
     return t
 
@@ -160,3 +165,21 @@ class WhyPanel(Static):
             return
         rows = max(3, (self.size.height or 14) - 5)
         self.update(why_renderable(snap, selected, rows))
+
+
+def too_small_text(width: int, height: int, min_width: int, min_height: int) -> Text:
+    return Text(
+        f"Terminal too small ({width}×{height}).\nvgtui needs at least {min_width}×{min_height}.\n"
+        "Enlarge the window, or press q to quit.",
+        justify="center",
+    )
+
+
+def shown(widget: Widget) -> bool:
+    """Whether the widget and all its ancestors are displayed (a hidden chart is not redrawn)."""
+    node: Widget | None = widget
+    while isinstance(node, Widget) and not isinstance(node, Screen):
+        if not node.display:
+            return False
+        node = node.parent  # type: ignore[assignment]
+    return True

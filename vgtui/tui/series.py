@@ -76,7 +76,7 @@ def decade_label(exponent: int) -> str:
     return f"1e{int(exponent)}"
 
 
-def log_range(*arrays: np.ndarray, floor: float = -14.0) -> tuple[float, float]:
+def log_range(*arrays: np.ndarray, floor: float = -24.0) -> tuple[float, float]:
     """(min, max) over the finite values of several log10 arrays, padded to whole decades."""
     vals = [np.asarray(a, dtype=np.float64).ravel() for a in arrays]
     allv = np.concatenate(vals) if vals else np.array([])
@@ -156,3 +156,39 @@ def remedy_key(text: str) -> str | None:
         if any(w in low for w in words):
             return key
     return None
+
+
+def step_ticks(lo: float, hi: float, max_ticks: int = 5) -> tuple[list[float], list[str]]:
+    """Round tick positions for a step axis (1, 2, 5 × 10^k apart) with short labels like '1.2k'."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [lo], [short_int(lo)]
+    raw = (hi - lo) / max(1, max_ticks - 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step) * step
+    ticks = [first + k * step for k in range(int((hi - first) // step) + 1)]
+    return [float(t) for t in ticks], [short_int(t) for t in ticks]
+
+
+def short_int(x: float) -> str:
+    """1200 -> '1.2k', 3_000_000 -> '3M', 40 -> '40'."""
+    ax = abs(x)
+    if ax >= 1e6:
+        return f"{x / 1e6:.3g}M"
+    if ax >= 1e4 or (ax >= 1e3 and x % 100 == 0):
+        return f"{x / 1e3:.3g}k"
+    return f"{x:.0f}"
+
+
+def layer_ticks(n: int, max_ticks: int) -> list[int]:
+    """1-based layer numbers to label: evenly stepped, always including 1 and n."""
+    if n <= 0:
+        return []
+    step = max(1, math.ceil(n / max(1, max_ticks)))
+    ticks = list(range(1, n + 1, step))
+    if ticks[-1] != n:
+        if n - ticks[-1] < step / 2 and len(ticks) > 1:
+            ticks[-1] = n
+        else:
+            ticks.append(n)
+    return ticks
