@@ -229,6 +229,8 @@ class FakeSession:
             )
         else:
             verdicts = (Verdict("healthy", "ok", "Gradients reach every layer; all layers are learning."),)
+        if self.status == "diverged":  # as the engine reports it
+            verdicts = (Verdict("diverged", "bad", "diverged: the loss became NaN/Inf; training paused."),)
         return Snapshot(
             step=self.step,
             status=self.status,

@@ -56,9 +56,9 @@ class Observation:
 
 def _fmt(x: float) -> str:
     if not math.isfinite(x):
-        return "0" if x == 0 else str(x)
+        return str(x)
     if x == 0:
-        return "0"
+        return "less than 1e-38 (it underflows to 0 in float32)"
     return f"{x:.0e}" if (abs(x) < 1e-2 or abs(x) >= 1e4) else f"{x:.3g}"
 
 

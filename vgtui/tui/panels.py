@@ -82,21 +82,17 @@ def diagnosis_renderable(snap: Snapshot | None, error: str | None = None) -> Gro
         lines.append(Text("✖ The training worker stopped with an error:", "bold red"))
         lines.append(Text("  " + (snap.error or "unknown error"), "red"))
         lines.append(Text("   → try a reset  [r], or another preset  [p]", "cyan"))
-    elif snap.status == "diverged":
-        lines.append(Text("✖ Training diverged: the loss became NaN or infinite.", "bold red"))
-        lines.append(Text("   → lower the learning rate  [-], turn on clipping  [c], then reset  [r]", "cyan"))
     for v in snap.verdicts:
         lines.extend(verdict_lines(v))
-    ratio = snap.first_last_ratio
+    tgn = snap.time_grad_norm
+    if tgn is not None and len(tgn) > 1:
+        ratio = float(tgn[0] / tgn[-1]) if tgn[-1] > 0 else float("nan")
+        what = ("Time step 1 gets ", f" × the gradient of step {len(tgn)}.")
+    else:
+        ratio = snap.first_last_ratio
+        what = ("Layer 1 gets ", f" × the gradient of layer {len(snap.grad_norm)}.")
     if np.isfinite(ratio):
-        lines.append(
-            Text.assemble(
-                "Layer 1 gets ",
-                (fmt_num(ratio), "bold"),
-                " × the gradient of the last layer.",
-                style="dim" if ratio > 1e-2 else "",
-            )
-        )
+        lines.append(Text.assemble(what[0], (fmt_num(ratio), "bold"), what[1], style="dim" if ratio > 1e-2 else ""))
     events = [e.label for e in snap.events if e.name != "hist_layer"][-4:]
     if events:
         lines.append(Text("events: " + " · ".join(events), "magenta"))
