@@ -1,0 +1,72 @@
+"""The dashboard driving the real engine: a keypress really changes the model, pause really stops it,
+quit really joins the worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from vgtui.config import apply_sets
+from vgtui.engine.session import Session
+from vgtui.presets import resolve
+from vgtui.tui.app import VgtuiApp
+from vgtui.tui.charts import LossChart
+from vgtui.tui.panels import StatusBar
+
+
+def small_config():
+    return apply_sets(resolve("deep-sigmoid"), ["model.depth=6", "model.width=16", "train.log_every=5"])
+
+
+async def until(predicate, pilot, timeout: float = 15.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        await pilot.pause()
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def status_text(app: VgtuiApp) -> str:
+    bar = app.query_one(StatusBar)
+    return "\n".join(line.text for line in bar.render_lines(bar.region.reset_offset))
+
+
+@pytest.mark.asyncio
+async def test_keys_change_the_real_model_and_quit_joins_the_worker():
+    sessions: list[Session] = []
+
+    def factory(cfg):
+        sessions.append(Session(cfg, device="cpu"))
+        return sessions[-1]
+
+    app = VgtuiApp(small_config(), factory, refresh_hz=10)
+    async with app.run_test(size=(160, 50)) as pilot:
+        assert await until(lambda: (s := sessions[0].latest()) is not None and s.step > 20, pilot)
+        trainer = sessions[0].trainer
+        await pilot.press("a")  # sigmoid -> tanh
+        assert await until(lambda: trainer.model.activation == "tanh", pilot)
+        await pilot.press("b")
+        assert await until(lambda: trainer.model.blocks[0].bn is not None, pilot)
+        bn = trainer.model.blocks[0].bn.weight
+        assert any(p is bn for p in trainer.optimizer_params())
+        assert await until(lambda: "tanh" in status_text(app) and "BN on" in status_text(app), pilot)
+        assert await until(lambda: any(m.startswith("tanh @ ") for m in app.query_one(LossChart).markers), pilot)
+
+        await pilot.press("space")
+        assert await until(lambda: sessions[0].latest().status == "paused", pilot)
+        step = sessions[0].latest().step
+        await asyncio.sleep(0.4)
+        assert sessions[0].latest().step == step
+        await pilot.press("n")
+        assert await until(lambda: sessions[0].latest().step == step + 1, pilot)
+
+        t0 = time.monotonic()
+        await pilot.press("q")
+    assert time.monotonic() - t0 < 1.5
+    assert not sessions[0].alive
+    assert not [t for t in threading.enumerate() if t.name == "vgtui-worker"]
