@@ -50,6 +50,7 @@ from vgtui.tui.picker import ClipPrompt, PresetPicker
 DEFAULT_REFRESH_HZ = 2.0  # redraws per second; tune by measuring training speed beside the UI
 MIN_SIZE = (80, 24)  # below this: a "terminal too small" message
 FULL_SIZE = (120, 36)  # below this: only loss, per-layer gradients and the diagnosis
+SOON_AFTER_KEY = (0.03, 0.08, 0.15)  # extra polls (seconds) after a command is sent
 CHARTS_PER_TICK = 3  # stale charts redrawn per tick, oldest first (spreads the plotext cost over ticks)
 NOTICE_SEVERITY = {"info": "information", "warn": "warning", "error": "error"}
 
@@ -77,6 +78,7 @@ class VgtuiApp(App[int]):
         self.presets_loader = presets
         self.charts_per_tick = CHARTS_PER_TICK
         self.session: SessionLike | None = None
+        self._events_drawn = 0
         self.session_error: str | None = None
         self.selected = 0  # layer (0-based) whose histogram and chain-rule row are highlighted
         self.notices_shown: list[str] = []
@@ -186,6 +188,10 @@ class VgtuiApp(App[int]):
             self.notify("No training session is running — press p to pick a preset.", severity="warning")
             return
         self.session.send(command)
+        # The worker applies a command within a step or two: look again soon, so the new marker and
+        # status appear well before the next regular tick.
+        for delay in SOON_AFTER_KEY:
+            self.set_timer(delay, self.poll)
 
     # ------------------------------------------------------------------ polling and drawing
 
@@ -217,6 +223,9 @@ class VgtuiApp(App[int]):
             return
         if all(c.id in self._drawn for c in stale):  # after a resize or at start everything is drawn at once
             stale.sort(key=lambda c: self._drawn_at.get(c.id or "", 0.0))
+            if len(snap.events) != self._events_drawn:  # a new marker: the loss chart goes first
+                stale.sort(key=lambda c: not isinstance(c, LossChart))
+                self._events_drawn = len(snap.events)
             stale = stale[: self.charts_per_tick]
         with self.batch_update():
             if any(c in visible for c in stale):

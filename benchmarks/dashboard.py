@@ -1,0 +1,204 @@
+"""The dashboard beside the training thread: steps/s ratio, redraws per second, frame time, key latency,
+start-up time. Headless (App.run_test), with the real engine."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+
+from vgtui.config import RunConfig, apply_sets
+from vgtui.contract import Toggle
+from vgtui.engine.session import Session
+from vgtui.presets import resolve
+from vgtui.tui.app import DEFAULT_REFRESH_HZ, VgtuiApp
+
+MLP = ("model.depth=20", "model.width=64", "train.batch_size=128")
+
+
+def scene() -> RunConfig:
+    return apply_sets(resolve("deep-sigmoid"), list(MLP))
+
+
+def engine_alone(cfg: RunConfig, seconds: float) -> float:
+    """Steps/s of the Session with nobody watching."""
+    s = Session(cfg, device="cpu").start()
+    while s.latest() is None or s.latest().step < 20:
+        time.sleep(0.01)
+    s0, t0 = s.latest().step, time.perf_counter()
+    time.sleep(seconds)
+    rate = (s.latest().step - s0) / (time.perf_counter() - t0)
+    s.stop()
+    return rate
+
+
+class Counter:
+    """Wraps VgtuiApp._draw and poll to count chart redraws and UI time."""
+
+    def __init__(self, app: VgtuiApp) -> None:
+        self.draws = 0
+        self.busy = 0.0
+        draw, poll = app._draw, app.poll
+
+        def counted_draw(chart, key):
+            self.draws += 1
+            return draw(chart, key)
+
+        def timed_poll():
+            t = time.perf_counter()
+            poll()
+            self.busy += time.perf_counter() - t
+
+        app._draw = counted_draw  # type: ignore[method-assign]
+        app.poll = timed_poll  # type: ignore[method-assign]
+
+
+async def with_dashboard(cfg: RunConfig, seconds: float, hz: float, size=(160, 50)) -> dict:
+    sessions: list[Session] = []
+
+    def factory(c):
+        sessions.append(Session(c, device="cpu"))
+        return sessions[-1]
+
+    app = VgtuiApp(cfg, factory, refresh_hz=hz)
+    async with app.run_test(size=size) as pilot:
+        counter = Counter(app)
+        app._timer.stop()
+        app._timer = app.set_interval(1.0 / hz, app.poll)
+        s = sessions[0]
+        while s.latest() is None or s.latest().step < 20:
+            await asyncio.sleep(0.01)
+        s0, t0, d0, b0 = s.latest().step, time.perf_counter(), counter.draws, counter.busy
+        await asyncio.sleep(seconds)
+        dt = time.perf_counter() - t0
+        out = {
+            "steps_s": (s.latest().step - s0) / dt,
+            "chart_redraws_s": (counter.draws - d0) / dt,
+            "ui_busy_share": (counter.busy - b0) / dt,
+        }
+        await pilot.press("q")
+    return out
+
+
+async def frame_times(cfg: RunConfig, size, repeats: int) -> list[float]:
+    """Build and render one full frame: every visible chart replotted, then the screen composed."""
+    sessions: list[Session] = []
+
+    def factory(c):
+        sessions.append(Session(c, device="cpu", start_paused=True))
+        return sessions[-1]
+
+    app = VgtuiApp(cfg, factory, refresh_hz=0.5)
+    times = []
+    async with app.run_test(size=size) as pilot:
+        s = sessions[0]
+        s.send(Toggle("lr", str(cfg.train.lr)))
+        from vgtui.contract import Step
+
+        s.send(Step(300))
+        while s.latest() is None or s.latest().step < 300:
+            await asyncio.sleep(0.02)
+        for _ in range(repeats):
+            app._drawn.clear()
+            t = time.perf_counter()
+            app.poll()
+            app.screen._compositor.render_update(full=True) if hasattr(app.screen, "_compositor") else None
+            await pilot.pause()
+            times.append((time.perf_counter() - t) * 1000)
+        await pilot.press("q")
+    return times
+
+
+async def key_latency(cfg: RunConfig, repeats: int) -> list[float]:
+    """Key press -> toggle applied by the worker -> marker drawn, in ms."""
+    sessions: list[Session] = []
+
+    def factory(c):
+        sessions.append(Session(c, device="cpu"))
+        return sessions[-1]
+
+    app = VgtuiApp(cfg, factory)
+    out = []
+    async with app.run_test(size=(160, 50)) as pilot:
+        s = sessions[0]
+        while s.latest() is None or s.latest().step < 20:
+            await asyncio.sleep(0.01)
+        from vgtui.tui.charts import LossChart
+
+        chart = app.query_one(LossChart)
+        for _ in range(repeats):
+            n = len(s.latest().events)
+            t = time.perf_counter()
+            app.simulate_key("a")  # as a terminal key press arrives (Pilot.press also waits for idle)
+            while len(chart.markers) <= n and time.perf_counter() - t < 5:
+                await asyncio.sleep(0.001)
+            out.append((time.perf_counter() - t) * 1000)
+            await asyncio.sleep(0.3)
+        await pilot.press("q")
+    return out
+
+
+STARTUP_SCRIPT = """
+import sys
+import vgtui.tui.app as A
+import vgtui.tui.charts as ch
+orig_replot, orig_run = ch.LossChart.replot, A.VgtuiApp.run
+def replot(self, frame):
+    orig_replot(self, frame)
+    print("FIRST", flush=True)
+    self.app.exit()
+ch.LossChart.replot = replot
+A.VgtuiApp.run = lambda self, **kw: orig_run(self, headless=True)
+from vgtui.cli import main
+main(["launch", "deep-sigmoid"])
+"""
+
+
+def startup_seconds(repeats: int) -> list[float]:
+    """A new Python process running `vgtui launch deep-sigmoid` (headless) until the first chart is drawn."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", STARTUP_SCRIPT], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("FIRST"):
+                times.append(time.perf_counter() - t0)
+                break
+        proc.wait(timeout=30)
+    return times
+
+
+def run(repeats: int = 3, seconds: float = 6.0) -> dict:
+    cfg = scene()
+    res: dict = {}
+    alone, rows = [], {}
+    hzs = (2.0, 4.0, DEFAULT_REFRESH_HZ) if DEFAULT_REFRESH_HZ not in (2.0, 4.0) else (2.0, 4.0)
+    for _ in range(repeats):
+        alone.append(engine_alone(cfg, seconds))
+        for hz in hzs:
+            rows.setdefault(hz, []).append(asyncio.run(with_dashboard(cfg, seconds, hz)))
+    a = statistics.median(alone)
+    res["engine_alone_steps_s"] = round(a, 1)
+    for hz, runs in rows.items():
+        r = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+        res[f"dashboard_{hz:g}hz"] = {
+            "steps_s": round(r["steps_s"], 1),
+            "ratio_vs_engine_alone": round(r["steps_s"] / a, 3),
+            "chart_redraws_s": round(r["chart_redraws_s"], 1),
+            "ui_busy_share": round(r["ui_busy_share"], 3),
+        }
+        print(hz, res[f"dashboard_{hz:g}hz"], flush=True)
+    for size in ((160, 50), (80, 24)):
+        t = asyncio.run(frame_times(cfg, size, 7))
+        res[f"frame_ms_{size[0]}x{size[1]}"] = round(statistics.median(t), 1)
+        print(size, res[f"frame_ms_{size[0]}x{size[1]}"], flush=True)
+    lat = asyncio.run(key_latency(cfg, 5))
+    res["key_to_marker_ms_median"] = round(statistics.median(lat), 1)
+    print("latency", lat, flush=True)
+    st = startup_seconds(3)
+    res["startup_to_first_chart_s"] = round(statistics.median(st), 2)
+    print(res, flush=True)
+    return res
