@@ -30,8 +30,15 @@ def test_weight_norms_update_ratio_and_saturation():
     heavy = trainer.collect().heavy
     after = trainer.model.layer_weights()
     np.testing.assert_allclose(heavy.weight_norm, [w.norm().item() for w in after], rtol=1e-5)
-    expected_ratio = [(a - b).norm().item() / a.norm().item() for a, b in zip(after, before, strict=True)]
-    np.testing.assert_allclose(heavy.update_ratio, expected_ratio, rtol=1e-3)
+    # The update applied is lr * momentum buffer; where it is large enough to survive float32 rounding it
+    # equals the measured weight change, and where it is not (early layers, ~1e-18) it is still reported.
+    lr = trainer.optimizer.lr
+    intended = [lr * trainer.optimizer.state[w]["momentum_buffer"].norm().item() / w.norm().item() for w in after]
+    np.testing.assert_allclose(heavy.update_ratio, intended, rtol=1e-4)
+    measured = np.array([(a - b).norm().item() / a.norm().item() for a, b in zip(after, before, strict=True)])
+    big = measured > 1e-5
+    assert big.sum() >= 2
+    np.testing.assert_allclose(heavy.update_ratio[big], measured[big], rtol=1e-2)
     np.testing.assert_allclose(heavy.weight_mean_abs, [w.abs().mean().item() for w in after], rtol=1e-5)
     assert np.all((heavy.saturation >= 0) & (heavy.saturation <= 1))
     assert heavy.hist_counts.sum() == trainer.model.layer_weights()[0].numel()

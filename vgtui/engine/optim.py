@@ -36,13 +36,28 @@ class Optimizer:
     def _with_grad(self) -> list[torch.Tensor]:
         return [p for p in self.params if p.grad is not None]
 
+    exact_update_norms = False  # whether update_norms() knows ||dW|| of the last step without a weight copy
+
+    def update_norms(self, params: list[torch.Tensor]) -> torch.Tensor:  # pragma: no cover - SGD only
+        raise NotImplementedError
+
 
 class SGD(Optimizer):
     """p -= lr * buf, buf = momentum * buf + g (torch.optim.SGD with dampening 0)."""
 
+    exact_update_norms = True
+
     def __init__(self, params: Iterable[torch.Tensor], lr: float, momentum: float = 0.0) -> None:
         super().__init__(params, lr)
         self.momentum = momentum
+
+    def update_norms(self, params: list[torch.Tensor]) -> torch.Tensor:
+        """||dW|| of the last step for each of `params`: lr * ||momentum buffer|| (or lr * ||g||)."""
+        if self.momentum == 0:
+            vecs = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        else:
+            vecs = [self.state[p]["momentum_buffer"] if p in self.state else torch.zeros_like(p) for p in params]
+        return torch.stack(torch._foreach_norm(vecs)) * self.lr
 
     @torch.no_grad()
     def step(self) -> None:

@@ -125,6 +125,7 @@ class Trainer:
         self._params = list(self.model.parameters())
         self._weights = self.model.layer_weights()
         index = {id(p): i for i, p in enumerate(self._params)}
+        self._numel = torch.tensor([w.numel() for w in self._weights], device=self.device, dtype=torch.float32)
         self._weight_index = torch.tensor([index[id(w)] for w in self._weights], device=self.device)
 
     def optimizer_params(self) -> list[nn.Parameter]:
@@ -221,15 +222,20 @@ class Trainer:
         else:
             clipped = torch.zeros((), dtype=torch.bool, device=total.device)
         row = telemetry.light_row(loss, acc, total, clipped, layer_norms)
-        before = torch._foreach_mul([w.detach() for w in weights], 1.0) if heavy else None
+        exact = self.optimizer.exact_update_norms
+        before = torch._foreach_mul([w.detach() for w in weights], 1.0) if heavy and not exact else None
         self.optimizer.step()
         self.step += 1
         self._pending.append(row)
         self._pending_steps.append(self.step)
         if heavy:
             assert trace is not None
-            self._heavy = telemetry.heavy_tensor(self.state.kind, self.state.activation, weights, before, trace,
-                                                 self.hist_layer)  # fmt: skip
+            if exact:
+                delta = self.optimizer.update_norms(weights)
+            else:
+                delta = torch.stack(torch._foreach_norm(torch._foreach_sub([w.detach() for w in weights], before)))
+            self._heavy = telemetry.heavy_tensor(self.state.kind, self.state.activation, weights, delta, trace,
+                                                 self.hist_layer, self._numel)  # fmt: skip
             self._heavy_step = self.step
 
     def collect(self) -> Published | None:
