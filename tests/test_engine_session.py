@@ -138,3 +138,24 @@ def test_history_never_grows_past_its_bound():
     assert view.steps[0] == 0 and view.steps[-1] >= 9_000  # the whole run, at a coarser stride
     assert np.all(np.diff(view.steps) > 0)
     assert h.nbytes() < 64 * 8 * 8 * 4 * 2 + 10_000
+
+
+def test_process_session_has_the_same_face():
+    from vgtui.engine.process import ProcessSession
+
+    s = ProcessSession(preset("deep-sigmoid", *SMALL), device="cpu").start()
+    try:
+        assert wait_for(lambda: (snap := s.latest()) is not None and snap.step >= 30, timeout=60)
+        assert len(s.history) >= 30
+        s.send(Toggle("activation", "relu"))
+        assert wait_for(lambda: s.latest().model.activation == "relu")
+        assert s.latest().events[-1].name == "activation"
+        s.send(Pause())
+        assert wait_for(lambda: s.latest().status == "paused")
+        s.send(Toggle("cell", "gru"))
+        assert wait_for(lambda: any("RNN" in n.text for n in s.latest().notices))
+    finally:
+        t0 = time.monotonic()
+        s.stop(timeout=1.0)
+        assert time.monotonic() - t0 < 1.0
+    assert not s.alive

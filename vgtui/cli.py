@@ -50,7 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         "  vgtui launch rnn-long --refresh-hz 2",
     )
     launch.add_argument("preset", nargs="?", help="preset name or path to a .toml file (default: the picker)")
-    launch.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second")
+    launch.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second (default 4)")
+    launch.add_argument(
+        "--worker",
+        choices=("process", "thread"),
+        default="process",
+        help="train in a child process (default: drawing never slows training) or in a thread",
+    )
 
     run = sub.add_parser(
         "run",
@@ -126,14 +132,19 @@ def cmd_launch(args: argparse.Namespace) -> int:
         return _fail("--set needs a preset: vgtui launch PRESET --set section.key=value")
     if args.refresh_hz is not None and not 0.1 <= args.refresh_hz <= 60:
         return _fail(f"--refresh-hz {args.refresh_hz:g}: allowed: a number from 0.1 to 60")
-    from vgtui.engine.session import Session
-    from vgtui.engine.trainer import pick_device
+    if args.device not in ("auto", "cpu") or args.worker == "thread":
+        from vgtui.engine.trainer import pick_device
 
-    pick_device(args.device)  # fail early, before the screen is taken over
+        pick_device(args.device)  # fail early, before the screen is taken over
     from vgtui.tui.app import run_dashboard
 
-    def factory(cfg: RunConfig) -> Session:
-        return Session(cfg, device=args.device)
+    if args.worker == "thread":
+        from vgtui.engine.session import Session as worker_class
+    else:  # the parent never imports torch: the child does, while the dashboard starts
+        from vgtui.engine.process import ProcessSession as worker_class
+
+    def factory(cfg: RunConfig):
+        return worker_class(cfg, device=args.device)
 
     return run_dashboard(config, factory, refresh_hz=args.refresh_hz)
 

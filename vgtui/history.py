@@ -108,6 +108,24 @@ class History:
             self._n = i + 1
             self.version += 1
 
+    def add_rows(
+        self,
+        steps: np.ndarray,
+        light: np.ndarray,
+        heavy: dict[str, np.ndarray] | None,
+        heavy_step: int,
+        lr: float,
+    ) -> None:
+        """Add a publish worth of steps: light rows are (loss, acc, grad_total, clipped, grad_norm...);
+        the heavy per-layer arrays belong to `heavy_step`."""
+        for i, step in enumerate(steps):
+            row = light[i]
+            scalars = {"loss": row[0], "acc": row[1], "lr": lr, "grad_total": row[2], "clipped": row[3]}
+            layers = {"grad_norm": row[4:]}
+            if heavy is not None and step == heavy_step:
+                layers.update(heavy)
+            self.append(int(step), scalars, layers)
+
     def _compact(self) -> None:
         half = self.capacity // 2
         self._steps[:half] = self._steps[0::2]

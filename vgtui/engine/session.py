@@ -37,6 +37,22 @@ MAX_EVENTS = 500
 MAX_NOTICES = 20
 
 
+def heavy_dict(pub: Published) -> dict[str, np.ndarray] | None:
+    """The per-layer heavy statistics of a publish as plain arrays (what History stores)."""
+    h = pub.heavy
+    if h is None:
+        return None
+    return {
+        "weight_norm": h.weight_norm,
+        "update_ratio": h.update_ratio,
+        "weight_mean_abs": h.weight_mean_abs,
+        "saturation": h.saturation,
+        "dead": h.dead,
+        "gain": h.gain,
+        "gain_product": h.gain_product,
+    }
+
+
 @dataclass(frozen=True)
 class PublishRecord:
     """What a subscriber (the run log) gets at each publish."""
@@ -271,17 +287,7 @@ class Session:
         """Store a batch of steps in the history and update the latest values and verdicts."""
         light = pub.light
         n_layers = light.shape[1] - 4
-        for i, step in enumerate(pub.steps):
-            row = light[i]
-            scalars = {"loss": row[0], "acc": row[1], "lr": self.trainer.state.lr, "grad_total": row[2],
-                       "clipped": row[3]}  # fmt: skip
-            layers = {"grad_norm": row[4:]}
-            if pub.heavy is not None and step == pub.heavy_step:
-                h = pub.heavy
-                layers.update(weight_norm=h.weight_norm, update_ratio=h.update_ratio,
-                              weight_mean_abs=h.weight_mean_abs, saturation=h.saturation, dead=h.dead,
-                              gain=h.gain, gain_product=h.gain_product)  # fmt: skip
-            self.history.append(int(step), scalars, layers)
+        self.history.add_rows(pub.steps, light, heavy_dict(pub), pub.heavy_step, self.trainer.state.lr)
         last = light[-1]
         self._last.update(
             step=int(pub.steps[-1]),

@@ -47,7 +47,7 @@ from vgtui.tui.keys import (
 from vgtui.tui.panels import DiagnosisPanel, StatusBar, WhyPanel, shown, too_small_text
 from vgtui.tui.picker import ClipPrompt, PresetPicker
 
-DEFAULT_REFRESH_HZ = 2.0  # redraws per second; tune by measuring training speed beside the UI
+DEFAULT_REFRESH_HZ = 4.0  # ticks per second: measured with the trainer in a child process, 4 Hz kept ~0.9x (see README)
 MIN_SIZE = (80, 24)  # below this: a "terminal too small" message
 FULL_SIZE = (120, 36)  # below this: only loss, per-layer gradients and the diagnosis
 SOON_AFTER_KEY = (0.03, 0.08, 0.15)  # extra polls (seconds) after a command is sent
