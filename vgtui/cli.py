@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from vgtui import __version__
 from vgtui.config import ConfigError, RunConfig, apply_sets
+from vgtui.contract import Toggle
 
 EXIT_BAD_INPUT = 2
 
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=int, default=None, help="number of steps (default: the preset's train.steps)")
     run.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's train.seed)")
     run.add_argument("--toggle", dest="toggles", action="append", default=[], metavar="STEP:NAME=VALUE",
-                     help="apply a toggle at a step, e.g. 200:activation=relu (repeatable)")  # fmt: skip
+                     help="apply a toggle at a step, e.g. 200:activation=relu, or 200:reset (repeatable); "
+                          "a diverged run takes the next scheduled group at once")  # fmt: skip
     run.add_argument("--out", default=None, metavar="FILE.jsonl", help="write the run log here")
     run.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
 
@@ -117,6 +119,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = resolve_config(args.preset, args.sets, args.steps, args.seed)
     schedule = [parse_scheduled(t) for t in args.toggles]
     for step, toggle in schedule:
+        if not isinstance(toggle, Toggle):
+            continue
         try:
             normalize(toggle, config.model.kind)
         except ToggleError as exc:

@@ -158,13 +158,16 @@ class Session:
                 continue
             if self._status == "paused" and self._steps_left > 0:
                 self._steps_left -= 1
-            if self.trainer.heavy_due(self.trainer.step) or self._steps_left == 0 and self._status == "paused":
-                self._publish()
-            if self.max_steps is not None and self.trainer.step >= self.max_steps:
-                self._publish()
-                if self._status == "running":
-                    self._status = "done"
-                    self._publish(force=True)
+            finished = self.max_steps is not None and self.trainer.step >= self.max_steps
+            if finished and self._status == "running":
+                self._status = "done"
+            if (
+                finished
+                or self.trainer.heavy_due(self.trainer.step)
+                or (self._steps_left == 0 and self._status == "paused")
+            ):
+                self._publish(force=finished)
+            if finished and self._status in ("done", "paused"):
                 self.done.set()
         self._publish()
 
@@ -191,7 +194,13 @@ class Session:
             self._handle(command)
 
     def _apply_schedule(self) -> None:
-        while self._schedule and self._schedule[0][0] <= self.trainer.step:
+        """Scheduled commands whose step has come. A diverged or failed run cannot reach later steps,
+        so it takes the next scheduled group at once (e.g. `--toggle 100:clip=1 --toggle 100:reset`)."""
+        if self._schedule and self._status in ("diverged", "error"):
+            due = self._schedule[0][0]
+        else:
+            due = self.trainer.step
+        while self._schedule and self._schedule[0][0] <= due:
             _, command = self._schedule.pop(0)
             self._handle(command)
 
@@ -252,7 +261,7 @@ class Session:
         self.trainer.collect()  # drop the half-finished step's telemetry
         self._notify("error", f"training step failed: {self._error} — reset (r) to start again")
         self._publish(force=True)
-        if self.max_steps is not None:
+        if self.max_steps is not None and not self._schedule:  # nothing scheduled can rescue it
             self.done.set()
 
     def _record(self, event: Event) -> None:
@@ -325,7 +334,7 @@ class Session:
             self._steps_left = 0
             self._notify("error", f"diverged at step {int(pub.steps[-1])}: loss is NaN/Inf; paused. "
                                   "Turn clipping on (c) or lower lr (-), then reset (r).")  # fmt: skip
-            if self.max_steps is not None:
+            if self.max_steps is not None and not self._schedule:
                 self.done.set()
         return tuple(v.code for v in self._verdicts) != before
 

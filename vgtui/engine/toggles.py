@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from vgtui.config import ConfigError
-from vgtui.contract import ACTIVATIONS, CELLS, INITS, TOGGLE_NAMES, Toggle
+from vgtui.contract import ACTIVATIONS, CELLS, INITS, TOGGLE_NAMES, Command, Reset, Toggle
 
 MLP_ONLY = ("activation", "batchnorm", "skip", "depth")
 RNN_ONLY = ("cell",)
@@ -27,11 +27,13 @@ def parse_toggle(text: str) -> Toggle:
     return toggle
 
 
-def parse_scheduled(text: str) -> tuple[int, Toggle]:
-    """'200:activation=relu' -> (200, Toggle('activation', 'relu'))."""
+def parse_scheduled(text: str) -> tuple[int, Command]:
+    """'200:activation=relu' -> (200, Toggle('activation', 'relu')); '200:reset' -> (200, Reset())."""
     step, sep, rest = text.partition(":")
     if not sep or not step.strip().isdigit():
-        raise ToggleError(f"--toggle {text!r}: expected STEP:name=value, e.g. 200:activation=relu")
+        raise ToggleError(f"--toggle {text!r}: expected STEP:name=value or STEP:reset, e.g. 200:activation=relu")
+    if rest.strip() == "reset":
+        return int(step), Reset()
     return int(step), parse_toggle(rest)
 
 
