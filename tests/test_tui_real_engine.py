@@ -70,3 +70,27 @@ async def test_keys_change_the_real_model_and_quit_joins_the_worker():
     assert time.monotonic() - t0 < 1.5
     assert not sessions[0].alive
     assert not [t for t in threading.enumerate() if t.name == "vgtui-worker"]
+
+
+@pytest.mark.asyncio
+async def test_divergence_in_the_dashboard_recovers_with_clip_and_reset():
+    sessions: list[Session] = []
+
+    def factory(cfg):
+        sessions.append(Session(cfg, device="cpu"))
+        return sessions[-1]
+
+    app = VgtuiApp(resolve("exploding"), factory, refresh_hz=10)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await until(lambda: (s := sessions[0].latest()) is not None and s.status == "diverged", pilot)
+        assert await until(lambda: "diverged" in status_text(app), pilot)
+        await pilot.press("c")  # clipping on (1.0)
+        assert await until(lambda: sessions[0].latest().model.clip == 1.0, pilot)
+        await pilot.press("r")
+        assert await until(lambda: sessions[0].latest().status == "running", pilot)
+        step = sessions[0].latest().step
+        assert await until(lambda: sessions[0].latest().step > step + 100, pilot, timeout=30)
+        snap = sessions[0].latest()
+        assert snap.status == "running" and snap.loss == snap.loss  # finite, not NaN
+        await pilot.press("q")
+    assert not sessions[0].alive

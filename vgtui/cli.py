@@ -22,7 +22,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fail(message: str) -> int:
-    print(f"vgtui: error: {message}", file=sys.stderr)
+    one_line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    print(f"vgtui: error: {one_line}", file=sys.stderr)
     return EXIT_BAD_INPUT
 
 

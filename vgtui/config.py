@@ -19,6 +19,10 @@ TASKS_RNN = ("first-bit", "adding")
 OPTIMIZERS = ("sgd", "adam")
 
 
+MAX_PARAMS = 20_000_000  # weights of the hidden blocks
+MAX_ACTIVATIONS = 50_000_000  # floats kept for one backward pass
+
+
 class ConfigError(ValueError):
     """A preset, --set or --toggle value that is not allowed. str() is one line for the user."""
 
@@ -152,6 +156,11 @@ def _coerce(source: str, dotted: str, raw: Any) -> Any:
     return value
 
 
+def _name(key: str) -> str:
+    """A key as typed, quoted when it is not a plain name (so odd characters stay on one line)."""
+    return key if key.replace("_", "").isalnum() and key.isascii() else repr(key)
+
+
 def _show(v: Any) -> str:
     text = repr(v)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -190,7 +199,7 @@ def from_dict(doc: dict[str, Any], source: str, name: str = "custom") -> RunConf
             for sub, raw in value.items():
                 if sub not in SCHEMA[key]:
                     raise ConfigError(
-                        f"{source}: unknown key {key}.{sub}; allowed in [{key}]: {', '.join(SCHEMA[key])}"
+                        f"{source}: unknown key {key}.{_name(sub)}; allowed in [{key}]: {', '.join(SCHEMA[key])}"
                     )
                 parts[key][sub] = _coerce(source, f"{key}.{sub}", raw)
         elif key in TOP_LEVEL:
@@ -229,6 +238,16 @@ def check_consistency(cfg: RunConfig) -> None:
         raise ConfigError(
             f"{src}: data.task = {cfg.data.task!r} needs model.kind = 'mlp'; for an RNN allowed: {', '.join(TASKS_RNN)}"
         )
+    m, d, t = cfg.model, cfg.data, cfg.train
+    limits = (
+        (m.kind == "mlp", m.depth * m.width * m.width, MAX_PARAMS, "model.depth x model.width^2 (weights)"),
+        (m.kind == "mlp", t.batch_size * m.width * m.depth, MAX_ACTIVATIONS, "train.batch_size x width x depth"),
+        (m.kind == "rnn", t.batch_size * d.seq_len * m.hidden, MAX_ACTIVATIONS, "batch_size x seq_len x hidden"),
+        (m.kind == "rnn", d.samples * d.seq_len, MAX_ACTIVATIONS, "data.samples x data.seq_len"),
+    )
+    for applies, size, limit, what in limits:
+        if applies and size > limit:
+            raise ConfigError(f"{src}: too large for an interactive demo: {what} = {size:,}; allowed: up to {limit:,}")
     if cfg.train.batch_size > cfg.data.samples:
         raise ConfigError(
             f"{src}: train.batch_size = {cfg.train.batch_size} is larger than data.samples = {cfg.data.samples}; "
@@ -266,7 +285,7 @@ def parse_assignment(text: str, what: str = "--set") -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     key, raw = key.strip(), raw.strip()
     if raw == "":
-        raise ConfigError(f"{what} {text!r}: the value after '=' is empty")
+        raise ConfigError(f"{what} {text!r}: the value after '=' is empty; expected section.key=value")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except (tomllib.TOMLDecodeError, RecursionError):
@@ -285,7 +304,9 @@ def apply_sets(cfg: RunConfig, assignments: list[str]) -> RunConfig:
         if section not in SCHEMA:
             raise ConfigError(f"{source}: unknown section {section!r}; allowed: {', '.join(SCHEMA)}")
         if sub not in SCHEMA[section]:
-            raise ConfigError(f"{source}: unknown key {key}; allowed in [{section}]: {', '.join(SCHEMA[section])}")
+            raise ConfigError(
+                f"{source}: unknown key {section}.{_name(sub)}; allowed in [{section}]: {', '.join(SCHEMA[section])}"
+            )
         coerced = _coerce(source, key, value)
         part = getattr(cfg, section)
         cfg = replace(cfg, **{section: replace(part, **{sub: coerced})})
