@@ -248,6 +248,8 @@ def check_consistency(cfg: RunConfig) -> None:
     for applies, size, limit, what in limits:
         if applies and size > limit:
             raise ConfigError(f"{src}: too large for an interactive demo: {what} = {size:,}; allowed: up to {limit:,}")
+    if m.kind == "mlp" and m.batchnorm and t.batch_size < 2:
+        raise ConfigError(f"{src}: model.batchnorm = true needs train.batch_size >= 2; allowed: batch_size 2 or more")
     if cfg.train.batch_size > cfg.data.samples:
         raise ConfigError(
             f"{src}: train.batch_size = {cfg.train.batch_size} is larger than data.samples = {cfg.data.samples}; "

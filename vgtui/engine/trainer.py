@@ -15,7 +15,7 @@ from vgtui.engine import telemetry
 from vgtui.engine.data import make_dataset
 from vgtui.engine.models import MLP, Block, RNNModel, Trace, init_linear, init_model, make_cell
 from vgtui.engine.optim import Optimizer, make_optimizer
-from vgtui.engine.toggles import normalize
+from vgtui.engine.toggles import ToggleError, normalize
 
 
 def pick_device(spec: str = "auto") -> torch.device:
@@ -147,6 +147,8 @@ class Trainer:
             init_model(self.model, value, s.activation, m.leaky_slope, m.init_gain)
             self.optimizer.state.clear()  # fresh weights: old momentum no longer applies
         elif name == "batchnorm":
+            if value and self.config.train.batch_size < 2:
+                raise ToggleError("batchnorm=on needs a batch of 2 or more (train.batch_size is 1)")
             for block in self.model.blocks:
                 block.set_batchnorm(value, self.device)
             self.state = replace(s, batchnorm=value)
