@@ -94,3 +94,65 @@ async def test_divergence_in_the_dashboard_recovers_with_clip_and_reset():
         assert snap.status == "running" and snap.loss == snap.loss  # finite, not NaN
         await pilot.press("q")
     assert not sessions[0].alive
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("worker", ["thread", "process"])
+@pytest.mark.parametrize("moment", ["training", "paused", "reset"])
+async def test_quit_joins_the_worker_quickly(worker, moment):
+    from vgtui.engine.process import ProcessSession
+
+    sessions: list = []
+
+    def factory(cfg):
+        cls = Session if worker == "thread" else ProcessSession
+        sessions.append(cls(cfg, device="cpu"))
+        return sessions[-1]
+
+    app = VgtuiApp(small_config(), factory, refresh_hz=10)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await until(lambda: (s := sessions[0].latest()) is not None and s.step > 10, pilot, timeout=60)
+        if moment == "paused":
+            await pilot.press("space")
+            assert await until(lambda: sessions[0].latest().status == "paused", pilot)
+        elif moment == "reset":
+            await pilot.press("r")  # quit while the reset is being applied
+        t0 = time.monotonic()
+        await pilot.press("q")
+    assert time.monotonic() - t0 < 1.0
+    assert not sessions[0].alive
+    assert not [t for t in threading.enumerate() if t.name in ("vgtui-worker", "vgtui-reader") and t.is_alive()]
+
+
+@pytest.mark.asyncio
+async def test_worker_fault_is_shown_and_reset_keeps_the_dashboard_usable(monkeypatch):
+    from vgtui.engine.trainer import Trainer
+    from vgtui.tui.panels import DiagnosisPanel
+
+    original = Trainer.train_step
+    calls = {"n": 0}
+
+    def flaky(self):
+        calls["n"] += 1
+        if calls["n"] == 30:
+            raise RuntimeError("injected fault")
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", flaky)
+    sessions: list[Session] = []
+
+    def factory(cfg):
+        sessions.append(Session(cfg, device="cpu"))
+        return sessions[-1]
+
+    app = VgtuiApp(small_config(), factory, refresh_hz=10)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert await until(lambda: (s := sessions[0].latest()) is not None and s.status == "error", pilot)
+        assert await until(lambda: "error" in status_text(app), pilot)
+        panel = app.query_one(DiagnosisPanel)
+        shown = "\n".join(line.text for line in panel.render_lines(panel.region.reset_offset))
+        assert "injected fault" in shown
+        await pilot.press("r")
+        assert await until(lambda: sessions[0].latest().status == "running" and sessions[0].latest().step > 40, pilot)
+        await pilot.press("q")
+    assert not sessions[0].alive
