@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ class Dataset:
         idx = torch.randint(0, self.x.shape[0], (size,), generator=gen, device="cpu").to(self.x.device)
         return self.x[idx], self.y[idx]
 
-    @property
+    @functools.cached_property
     def baseline_loss(self) -> float:
         """Loss of the best constant prediction (predict the mean / the class prior)."""
         if self.regression:
