@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList
+from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from vgtui.config import RunConfig
@@ -15,10 +15,16 @@ from vgtui.tui.keys import parse_clip
 
 
 def preset_prompt(cfg: RunConfig) -> Text:
-    """Two lines per preset: name + title in bold, then the description dimmed."""
-    t = Text.assemble((cfg.name, "bold cyan"), "  ", (cfg.title, "bold"))
-    if cfg.description:
-        t.append("\n" + cfg.description, "dim")
+    """One line per preset: its name and title."""
+    return Text.assemble((f"{cfg.name:<16}", "bold cyan"), " ", (cfg.title, "bold"))
+
+
+def preset_details(cfg: RunConfig) -> Text:
+    """What the highlighted scene shows, and what to try."""
+    t = Text(cfg.description or cfg.title)
+    if cfg.suggest:
+        t.append("\nTry: ", "bold")
+        t.append(" · ".join(cfg.suggest), "cyan")
     return t
 
 
@@ -39,6 +45,7 @@ class PresetPicker(ModalScreen[RunConfig | None]):
             if self.error:
                 yield Label(self.error, id="picker-error", classes="error")
             yield OptionList(*[Option(preset_prompt(p), id=p.name) for p in self.presets], id="picker-list")
+            yield Static(id="picker-details")
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
@@ -46,6 +53,9 @@ class PresetPicker(ModalScreen[RunConfig | None]):
         if self.current in names:
             options.highlighted = names.index(self.current)
         options.focus()
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.query_one("#picker-details", Static).update(preset_details(self.presets[event.option_index]))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
