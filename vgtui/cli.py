@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("preset", nargs="?", help="preset name or path to a .toml file (default: the picker)")
     launch.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second (default 4)")
     launch.add_argument(
+        "--record",
+        default=None,
+        metavar="FILE.jsonl",
+        help="write the run log (same format as vgtui run --out), toggles and diagnoses included",
+    )
+    launch.add_argument(
         "--worker",
         choices=("process", "thread"),
         default="process",
@@ -149,7 +155,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
         from vgtui.engine.process import ProcessSession as worker_class
 
     def factory(cfg: RunConfig):
-        return worker_class(cfg, device=args.device)
+        return worker_class(cfg, device=args.device, record=args.record)
 
     return run_dashboard(config, factory, refresh_hz=args.refresh_hz)
 

@@ -9,41 +9,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vgtui import __version__
-from vgtui.config import RunConfig, to_dict
-from vgtui.contract import Command, Snapshot, Verdict
-from vgtui.engine.session import PublishRecord, Session
-from vgtui.runlog import RunLogWriter, diagnosis_record, event_record, step_record
-
-
-class _Recorder:
-    """Subscriber that writes every publish to the run log and remembers the first numbers."""
-
-    def __init__(self, writer: RunLogWriter | None) -> None:
-        self.writer = writer
-        self.first: Snapshot | None = None
-        self.verdict_history: list[tuple[int, tuple[Verdict, ...]]] = []
-        self.notice_seq = 0
-
-    def __call__(self, record: PublishRecord) -> None:
-        snap = record.snapshot
-        if self.writer is not None:
-            for event in record.events:
-                self.writer.write(event_record(event))
-        if record.published is not None:
-            if self.first is None and math.isfinite(snap.loss):
-                self.first = snap
-            if self.writer is not None:
-                self.writer.write(step_record(snap))
-        for notice in snap.notices:
-            if notice.seq > self.notice_seq:
-                self.notice_seq = notice.seq
-                if self.writer is not None:
-                    self.writer.write({"type": "notice", "step": snap.step, "level": notice.level, "text": notice.text})
-        if record.verdicts_changed:
-            self.verdict_history.append((snap.step, snap.verdicts))
-            if self.writer is not None:
-                self.writer.write(diagnosis_record(snap.step, snap.verdicts))
+from vgtui.config import RunConfig
+from vgtui.contract import Command, Snapshot
+from vgtui.engine.session import Session
+from vgtui.runlog import Recorder, RunLogWriter, meta_record
 
 
 def run_headless(
@@ -57,20 +26,10 @@ def run_headless(
     """Train `config.train.steps` steps; returns the exit code (0 ok, 1 worker error, 130 interrupted)."""
     console = Console(stderr=True)
     writer = RunLogWriter(out) if out else None
-    recorder = _Recorder(writer)
+    recorder = Recorder(writer)
     session = Session(config, device=device, max_steps=config.train.steps, schedule=schedule, on_publish=recorder)
     if writer is not None:
-        writer.write(
-            {
-                "type": "meta",
-                "version": __version__,
-                "preset": config.name,
-                "title": config.title,
-                "device": str(session.device),
-                "layers": session.trainer.layer_names(),
-                "config": to_dict(config),
-            }
-        )
+        writer.write(meta_record(config, str(session.device), session.trainer.layer_names()))
     total = config.train.steps
     code = 0
     try:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from vgtui import __version__
+from vgtui.config import RunConfig, to_dict
 from vgtui.contract import Event, Snapshot, Verdict
 
 
@@ -52,6 +55,8 @@ def step_record(snap: Snapshot) -> dict[str, Any]:
         "stats_step": snap.stats_step,
         "status": snap.status,
         "model": snap.model.describe(),
+        "model_state": asdict(snap.model),
+        "steps_per_sec": snap.steps_per_sec,
     }
     if snap.time_grad_norm is not None:
         rec["time_grad_norm"] = snap.time_grad_norm
@@ -69,6 +74,19 @@ def diagnosis_record(step: int, verdicts: tuple[Verdict, ...]) -> dict[str, Any]
         "verdicts": [
             {"code": v.code, "severity": v.severity, "text": v.text, "remedies": list(v.remedies)} for v in verdicts
         ],
+    }
+
+
+def meta_record(config: RunConfig, device: str, layers: list[str]) -> dict[str, Any]:
+    """The first line of a run log: what was run, where."""
+    return {
+        "type": "meta",
+        "version": __version__,
+        "preset": config.name,
+        "title": config.title,
+        "device": device,
+        "layers": list(layers),
+        "config": to_dict(config),
     }
 
 
@@ -102,3 +120,36 @@ def read_runlog(path: Path | str) -> list[dict[str, Any]]:
                 break
             raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
     return records
+
+
+class Recorder:
+    """Session subscriber that writes every publish to the run log and remembers the first numbers.
+
+    `record` is a vgtui.engine.session.PublishRecord (snapshot, published, events, verdicts_changed).
+    """
+
+    def __init__(self, writer: RunLogWriter | None) -> None:
+        self.writer = writer
+        self.first: Snapshot | None = None
+        self.verdict_history: list[tuple[int, tuple[Verdict, ...]]] = []
+        self.notice_seq = 0
+
+    def __call__(self, record: Any) -> None:
+        snap = record.snapshot
+        if self.writer is not None:
+            for event in record.events:
+                self.writer.write(event_record(event))
+        if record.published is not None:
+            if self.first is None and math.isfinite(snap.loss):
+                self.first = snap
+            if self.writer is not None:
+                self.writer.write(step_record(snap))
+        for notice in snap.notices:
+            if notice.seq > self.notice_seq:
+                self.notice_seq = notice.seq
+                if self.writer is not None:
+                    self.writer.write({"type": "notice", "step": snap.step, "level": notice.level, "text": notice.text})
+        if record.verdicts_changed:
+            self.verdict_history.append((snap.step, snap.verdicts))
+            if self.writer is not None:
+                self.writer.write(diagnosis_record(snap.step, snap.verdicts))

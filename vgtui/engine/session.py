@@ -32,6 +32,7 @@ from vgtui.engine.telemetry import HIST_BINS, HIST_EDGES
 from vgtui.engine.toggles import ToggleError
 from vgtui.engine.trainer import Published, Trainer, pick_device
 from vgtui.history import History
+from vgtui.runlog import Recorder, RunLogWriter, meta_record
 
 MAX_EVENTS = 500
 MAX_NOTICES = 20
@@ -81,6 +82,7 @@ class Session:
         history_capacity: int = 4096,
         start_paused: bool = False,
         cpu_threads: int | None = 1,
+        record: str | None = None,
     ) -> None:
         self.config = config
         self.device = pick_device(device)
@@ -106,6 +108,18 @@ class Session:
         self._rate = 0.0
         self._rate_mark: tuple[float, int] | None = None
         self.trainer = Trainer(config, self.device)
+        self._writer: RunLogWriter | None = None
+        if record:  # --record: the same run log as `vgtui run --out`, written as the session goes
+            self._writer = RunLogWriter(record)
+            self._writer.write(meta_record(config, str(self.device), self.trainer.layer_names()))
+            recorder, chained = Recorder(self._writer), on_publish
+
+            def on_publish(rec: PublishRecord) -> None:
+                recorder(rec)
+                if chained is not None:
+                    chained(rec)
+
+            self._on_publish = on_publish
         self.done = threading.Event()  # set when max_steps reached, or on error/divergence with no way on
 
     # ------------------------------------------------------------------ public face
@@ -170,6 +184,8 @@ class Session:
             if finished and self._status in ("done", "paused"):
                 self.done.set()
         self._publish()
+        if self._writer is not None:
+            self._writer.close()
 
     def _should_step(self) -> bool:
         if self.max_steps is not None and self.trainer.step >= self.max_steps:
