@@ -84,6 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, metavar="FILE.jsonl", help="write the run log here")
     run.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
 
+    replay = sub.add_parser(
+        "replay",
+        help="play a recorded run log in the dashboard (no training, no torch)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="keys: space play/pause, . and , one step forward/back, t next toggle, > and < speed, r start\n"
+        "examples:\n  vgtui replay run.jsonl\n  vgtui replay workshop.jsonl --speed 4",
+    )
+    replay.add_argument("log", help="a run log from vgtui run --out or vgtui launch --record")
+    replay.add_argument("--speed", type=float, default=1.0, help="playback speed, x0.5 .. x8 (default 1)")
+    replay.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second (default 4)")
+
     sub.add_parser("presets", help="list the preset scenes", epilog="example:\n  vgtui presets")
     return parser
 
@@ -160,6 +171,17 @@ def cmd_launch(args: argparse.Namespace) -> int:
     return run_dashboard(config, factory, refresh_hz=args.refresh_hz)
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from vgtui.replay import SPEEDS, ReplaySession
+
+    if not SPEEDS[0] <= args.speed <= SPEEDS[1]:
+        return _fail(f"--speed {args.speed:g}: allowed: a number from {SPEEDS[0]:g} to {SPEEDS[1]:g}")
+    session = ReplaySession(args.log, speed=args.speed)  # reads and checks the log before the screen changes
+    from vgtui.tui.app import run_dashboard
+
+    return run_dashboard(session.config, lambda cfg: session, refresh_hz=args.refresh_hz)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -170,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "launch":
             return cmd_launch(args)
+        if args.command == "replay":
+            return cmd_replay(args)
         parser.print_help()
         return 0
     except (ConfigError, ValueError) as exc:

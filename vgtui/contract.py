@@ -54,7 +54,30 @@ class SelectLayer:
     layer: int
 
 
-Command = Toggle | Pause | Resume | Step | Reset | SelectLayer
+@dataclass(frozen=True)
+class Seek:
+    """Replay only: move `records` published steps forward (or back, if negative)."""
+
+    records: int
+
+
+@dataclass(frozen=True)
+class SetSpeed:
+    """Replay only: multiply the playback speed by `factor` (kept within x0.5 .. x8)."""
+
+    factor: float
+
+
+@dataclass(frozen=True)
+class NextEvent:
+    """Replay only: jump to the next recorded toggle."""
+
+
+Command = Toggle | Pause | Resume | Step | Reset | SelectLayer | Seek | SetSpeed | NextEvent
+
+HIST_BINS = 44  # the gradient histogram: fixed bins of log10 |g|
+HIST_LO, HIST_HI = -20.0, 2.0
+HIST_EDGES = np.linspace(HIST_LO, HIST_HI, HIST_BINS + 1)
 
 TOGGLE_NAMES = ("activation", "init", "batchnorm", "skip", "clip", "lr", "depth", "cell")
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")

@@ -17,11 +17,14 @@ from vgtui.config import RunConfig
 from vgtui.contract import (
     Command,
     Event,
+    NextEvent,
     Notice,
     Pause,
     Reset,
     Resume,
+    Seek,
     SelectLayer,
+    SetSpeed,
     Snapshot,
     Step,
     Toggle,
@@ -251,6 +254,8 @@ class Session:
                 self.trainer.hist_layer = command.layer - 1
             else:
                 self._notify("warn", f"layer {command.layer}: allowed: 1 to {n}")
+        elif isinstance(command, (Seek, SetSpeed, NextEvent)):
+            self._notify("warn", "seeking and speed work when replaying a recording (vgtui replay FILE.jsonl)")
         else:
             self._notify("warn", f"unknown command {command!r}")
         self._publish(force=True)

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vgtui.contract import HIST_BINS, HIST_EDGES, HIST_HI, HIST_LO  # noqa: F401 - re-exported
 from vgtui.engine.models import Trace
 
-HIST_BINS = 44
-HIST_LO, HIST_HI = -20.0, 2.0  # log10 |g|
-HIST_EDGES = np.linspace(HIST_LO, HIST_HI, HIST_BINS + 1)
 SIGMOID_SAT = 0.4899  # |a - 0.5| > this  <=>  a(1 - a) < 0.01
 TANH_SAT = 0.99499  # |a| > this  <=>  1 - a^2 < 0.01
 

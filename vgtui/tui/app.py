@@ -21,7 +21,21 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from vgtui.config import ConfigError, RunConfig
-from vgtui.contract import Command, ModelState, Pause, Reset, Resume, SelectLayer, SessionLike, Snapshot, Step, Toggle
+from vgtui.contract import (
+    Command,
+    ModelState,
+    NextEvent,
+    Pause,
+    Reset,
+    Resume,
+    Seek,
+    SelectLayer,
+    SessionLike,
+    SetSpeed,
+    Snapshot,
+    Step,
+    Toggle,
+)
 from vgtui.history import HistoryView
 from vgtui.tui.charts import (
     Chart,
@@ -329,6 +343,16 @@ class VgtuiApp(App[int]):
 
     def action_reset(self) -> None:
         self.send(Reset())
+
+    def action_seek(self, records: int) -> None:
+        """Replay: move through the recording (a live session answers that it cannot)."""
+        self.send(Seek(records))
+
+    def action_next_event(self) -> None:
+        self.send(NextEvent())
+
+    def action_speed(self, factor: float) -> None:
+        self.send(SetSpeed(factor))
 
     def action_select_layer(self, delta: int) -> None:
         n = len(self.snap.layer_names) if self.snap is not None else 0

@@ -55,6 +55,11 @@ ACTIONS: tuple[KeyAction, ...] = (
     KeyAction("p", "presets", "presets", "presets", "Open the preset picker"),
     KeyAction("question_mark,f1", "help", "help", "help", "What am I looking at? (help)", key_display="?"),
     KeyAction("q", "quit", "quit", "quit", "Quit"),
+    KeyAction("comma", "seek(-1)", "seek_back", "back", "Replay: one recorded step back", show=False),
+    KeyAction("full_stop", "seek(1)", "seek_forward", "fwd", "Replay: one recorded step forward", show=False),
+    KeyAction("t", "next_event", "next_event", "next toggle", "Replay: jump to the next recorded toggle", show=False),
+    KeyAction("less_than_sign", "speed(0.5)", "slower", "slower", "Replay: half the speed", show=False),
+    KeyAction("greater_than_sign", "speed(2.0)", "faster", "faster", "Replay: twice the speed", show=False),
 )
 
 
