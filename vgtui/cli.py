@@ -95,6 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--speed", type=float, default=1.0, help="playback speed, x0.5 .. x8 (default 1)")
     replay.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second (default 4)")
 
+    serve = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="serve the dashboard in a web page (for projectors); loopback only unless --host says otherwise",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  vgtui serve deep-sigmoid              # then open http://127.0.0.1:8000\n"
+        "  ssh -L 8000:127.0.0.1:8000 gpu-box  # on your laptop, to reach a remote vgtui serve",
+    )
+    serve.add_argument("preset", nargs="?", help="preset name or .toml path (default: the picker)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second (default 4)")
+
     sub.add_parser("presets", help="list the preset scenes", epilog="example:\n  vgtui presets")
     return parser
 
@@ -171,6 +184,33 @@ def cmd_launch(args: argparse.Namespace) -> int:
     return run_dashboard(config, factory, refresh_hz=args.refresh_hz)
 
 
+def serve_command(args: argparse.Namespace) -> str:
+    """The `vgtui launch ...` command line each browser connection runs (checked before serving)."""
+    import shlex
+
+    parts = [sys.executable, "-m", "vgtui.cli", "launch"]
+    if args.preset:
+        resolve_config(args.preset, args.sets)  # a bad preset fails here, not in every browser tab
+        parts.append(args.preset)
+    for assignment in args.sets:
+        parts += ["--set", assignment]
+    parts += ["--device", args.device]
+    if args.refresh_hz is not None:
+        parts += ["--refresh-hz", str(args.refresh_hz)]
+    return shlex.join(parts)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        return _fail(f"--port {args.port}: allowed: 1 to 65535")
+    command = serve_command(args)
+    from textual_serve.server import Server
+
+    print(f"vgtui: serving on http://{args.host}:{args.port} (Ctrl+C stops)", file=sys.stderr)
+    Server(command, host=args.host, port=args.port, title="vgtui").serve()
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from vgtui.replay import SPEEDS, ReplaySession
 
@@ -194,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_launch(args)
         if args.command == "replay":
             return cmd_replay(args)
+        if args.command == "serve":
+            return cmd_serve(args)
         parser.print_help()
         return 0
     except (ConfigError, ValueError) as exc:
