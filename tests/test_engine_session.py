@@ -159,3 +159,20 @@ def test_process_session_has_the_same_face():
         s.stop(timeout=1.0)
         assert time.monotonic() - t0 < 1.0
     assert not s.alive
+
+
+def test_device_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    import torch
+
+    from vgtui.engine.trainer import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device("auto").type == "cpu"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device("auto").type == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        pick_device("cuda")

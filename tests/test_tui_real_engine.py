@@ -55,6 +55,7 @@ async def test_keys_change_the_real_model_and_quit_joins_the_worker():
         bn = trainer.model.blocks[0].bn.weight
         assert any(p is bn for p in trainer.optimizer_params())
         assert await until(lambda: "tanh" in status_text(app) and "BN on" in status_text(app), pilot)
+        assert "cpu" in status_text(app)  # the device the model runs on
         assert await until(lambda: any(m.startswith("tanh @ ") for m in app.query_one(LossChart).markers), pilot)
 
         await pilot.press("space")
