@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from vgtui.contract import ACTIVATIONS, CELLS, INITS
+from vgtui.contract import ACTIVATIONS, CELLS, INITS, ModelState
 
 TASKS_MLP = ("spirals", "moons", "checkerboard", "circles")
 TASKS_RNN = ("first-bit", "adding")
@@ -342,4 +342,21 @@ def from_resolved(data: dict[str, Any]) -> RunConfig:
         data=DataConfig(**data.get("data", {})),
         train=TrainConfig(**data.get("train", {})),
         source=data.get("source", "<log>"),
+    )
+
+
+def model_state(cfg: RunConfig) -> ModelState:
+    """The model a scene starts with, before any toggle (depth is 1 for an RNN)."""
+    m, t = cfg.model, cfg.train
+    return ModelState(
+        kind=m.kind,
+        activation=m.activation,
+        init=m.init,
+        batchnorm=m.batchnorm,
+        skip=m.skip,
+        clip=t.clip,
+        lr=t.lr,
+        depth=m.depth if m.kind == "mlp" else 1,
+        cell=m.cell,
+        optimizer=t.optimizer,
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from vgtui.config import ConfigError, from_resolved
+from vgtui.config import ConfigError, from_resolved, model_state
 from vgtui.contract import (
     HIST_BINS,
     HIST_EDGES,
@@ -183,7 +183,7 @@ class ReplaySession:
         step = r["step"]
         n = len(r.get("grad_norm") or ())
         state = r.get("model_state")
-        model = ModelState(**state) if isinstance(state, dict) else _model_from_config(self.config)
+        model = ModelState(**state) if isinstance(state, dict) else model_state(self.config)
         verdicts: tuple[Verdict, ...] = ()
         for at, vs in self.diagnoses:
             if at <= step:
@@ -237,8 +237,3 @@ class ReplaySession:
 
 def _verdicts(record: dict) -> tuple[Verdict, ...]:
     return tuple(Verdict(v["code"], v["severity"], v["text"], tuple(v.get("remedies", ()))) for v in record["verdicts"])
-
-
-def _model_from_config(cfg: Any) -> ModelState:
-    m, t = cfg.model, cfg.train
-    return ModelState(m.kind, m.activation, m.init, m.batchnorm, m.skip, t.clip, t.lr, m.depth, m.cell, t.optimizer)

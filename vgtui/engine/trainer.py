@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vgtui.config import RunConfig
-from vgtui.contract import Event, ModelState, Toggle
+from vgtui.config import RunConfig, model_state
+from vgtui.contract import Event, Toggle
 from vgtui.engine import telemetry
 from vgtui.engine.data import make_dataset
 from vgtui.engine.models import MLP, Block, RNNModel, Trace, init_linear, init_model, make_cell
@@ -64,19 +64,7 @@ class Trainer:
         self.config = config
         self.device = torch.device(device) if isinstance(device, str) else device
         self.data = make_dataset(config.data, config.train.seed, self.device)
-        m = config.model
-        self.state = ModelState(
-            kind=m.kind,
-            activation=m.activation,
-            init=m.init,
-            batchnorm=m.batchnorm,
-            skip=m.skip,
-            clip=config.train.clip,
-            lr=config.train.lr,
-            depth=m.depth if m.kind == "mlp" else 1,
-            cell=m.cell,
-            optimizer=config.train.optimizer,
-        )
+        self.state = model_state(config)
         self.step = 0
         self.hist_layer = max(0, config.train.hist_layer - 1)
         self._pending: list[torch.Tensor] = []

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from textual.binding import Binding
 
-from vgtui.config import RunConfig
+from vgtui.config import RunConfig, model_state
 from vgtui.contract import ACTIVATIONS, CELLS, INITS, ModelState, Toggle
 
 MAX_DEPTH = 64
@@ -75,19 +75,7 @@ def bindings() -> list[Binding]:
 
 def model_state_from_config(cfg: RunConfig) -> ModelState:
     """What the model will be before the engine publishes its first snapshot."""
-    m, t = cfg.model, cfg.train
-    return ModelState(
-        kind=m.kind,
-        activation=m.activation,
-        init=m.init,
-        batchnorm=m.batchnorm,
-        skip=m.skip,
-        clip=t.clip,
-        lr=t.lr,
-        depth=m.depth,
-        cell=m.cell,
-        optimizer=t.optimizer,
-    )
+    return model_state(cfg)
 
 
 def _next(options: tuple[str, ...], current: str) -> str:
