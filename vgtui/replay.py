@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import queue
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from vgtui.contract import (
 )
 from vgtui.history import LAYERWISE, History
 from vgtui.runlog import read_runlog
+from vgtui.worker import ThreadedSession
 
 BASE_RATE = 10.0  # published steps shown per second at x1
 SPEEDS = (0.5, 8.0)
@@ -51,10 +51,13 @@ def _num(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-class ReplaySession:
+class ReplaySession(ThreadedSession):
     """Plays a run log (from `vgtui run --out` or `vgtui launch --record`)."""
 
+    thread_name = "vgtui-replay"
+
     def __init__(self, path: str | Path, speed: float = 1.0) -> None:
+        super().__init__()
         try:
             records = read_runlog(path)
         except OSError as exc:
@@ -82,34 +85,7 @@ class ReplaySession:
         self.pos = -1
         self.playing = True
         self._notices: list[Notice] = []
-        self._commands: queue.Queue[Command] = queue.Queue()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._latest: Snapshot | None = None
         self._goto(0)
-
-    # ------------------------------------------------------------------ the Session face
-
-    def start(self) -> ReplaySession:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="vgtui-replay", daemon=True)
-            self._thread.start()
-        return self
-
-    def send(self, command: Command) -> None:
-        self._commands.put(command)
-
-    def latest(self) -> Snapshot | None:
-        return self._latest
-
-    def stop(self, timeout: float = 1.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     # ------------------------------------------------------------------ playback
 

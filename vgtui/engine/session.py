@@ -36,6 +36,7 @@ from vgtui.engine.toggles import ToggleError
 from vgtui.engine.trainer import Published, Trainer, pick_device
 from vgtui.history import History
 from vgtui.runlog import Recorder, RunLogWriter, meta_record
+from vgtui.worker import ThreadedSession
 
 MAX_EVENTS = 500
 MAX_NOTICES = 20
@@ -67,7 +68,7 @@ class PublishRecord:
     verdicts_changed: bool
 
 
-class Session:
+class Session(ThreadedSession):
     """Owns a Trainer and the worker thread that drives it.
 
     The worker drains commands between steps, trains, and every `log_every` steps moves the
@@ -87,6 +88,7 @@ class Session:
         cpu_threads: int | None = 1,
         record: str | None = None,
     ) -> None:
+        super().__init__()
         self.config = config
         self.device = pick_device(device)
         self.max_steps = max_steps
@@ -94,10 +96,6 @@ class Session:
         self._schedule = sorted(schedule, key=lambda item: item[0])
         self._on_publish = on_publish
         self.history = History(history_capacity)
-        self._commands: queue.Queue[Command] = queue.Queue()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._latest: Snapshot | None = None
         self._status = "paused" if start_paused else "running"
         self._steps_left = 0  # single steps requested while paused
         self._events: list[Event] = []
@@ -124,31 +122,6 @@ class Session:
 
             self._on_publish = on_publish
         self.done = threading.Event()  # set when max_steps reached, or on error/divergence with no way on
-
-    # ------------------------------------------------------------------ public face
-
-    def start(self) -> Session:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="vgtui-worker", daemon=True)
-            self._thread.start()
-        return self
-
-    def send(self, command: Command) -> None:
-        """Queue a command; the worker applies it before its next step. Never blocks."""
-        self._commands.put(command)
-
-    def latest(self) -> Snapshot | None:
-        return self._latest
-
-    def stop(self, timeout: float = 1.0) -> None:
-        """Ask the worker to finish its step and join it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     @property
     def status(self) -> str:
