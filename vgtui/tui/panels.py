@@ -112,8 +112,48 @@ def pct(x: float) -> str:
     return "–" if not np.isfinite(x) else f"{100 * x:.0f}%"
 
 
+def why_time_renderable(tgn: np.ndarray, max_rows: int) -> Table:
+    """RNN: the chain rule through time. Each step back multiplies ‖∂L/∂h_t‖ by its gain; the product is
+    what reaches step t from the last step."""
+    table = Table(
+        box=None,
+        pad_edge=False,
+        padding=(0, 1),
+        title="why: the chain rule through time, last step → first",
+        title_justify="left",
+        title_style="bold",
+        caption="each step back multiplies the gradient by the recurrent gain; the product is what is left",
+        caption_justify="left",
+        caption_style="dim",
+    )
+    for name in ("step", "‖∂L/∂h_t‖", "gain", "→ product"):
+        table.add_column(name, justify="right")
+    t = np.asarray(tgn, dtype=float)
+    if len(t) < 2:
+        return table
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = np.append(t[:-1] / t[1:], 1.0)
+        product = t / t[-1]
+    for step, g, prod in chain_rows(gain, product, max_rows):
+        if step == "…":
+            table.add_row("…", "", "", "")
+            continue
+        i = int(step) - 1
+        p = float(product[i])
+        style = "bold red" if not np.isfinite(p) or p < 1e-6 else ("yellow" if p < 1e-2 else "")
+        table.add_row(step, fmt_num(float(t[i])), g, Text(product_text(p, prod), style=style))
+    return table
+
+
+def product_text(value: float, shown: str) -> str:
+    """A product that underflowed to 0 in float32 is said so, not shown as a plain 0."""
+    return "<1e-38" if value == 0 else shown
+
+
 def why_renderable(snap: Snapshot, selected: int, max_rows: int) -> Table:
     """Per layer from the output back: gradient, saturation, dead units, local gain and the running product."""
+    if snap.time_grad_norm is not None:
+        return why_time_renderable(snap.time_grad_norm, max_rows)
     n = len(snap.gain)
     table = Table(
         box=None,
