@@ -239,7 +239,7 @@ class FakeSession:
             lr=self.model.lr,
             grad_total=0.5,
             clipped=False,
-            layer_names=tuple(f"fc{k + 1}" for k in range(n)),
+            layer_names=tuple(f"L{k + 1}" for k in range(n)),  # as the engine names MLP layers
             hist_layer=h,
             hist_edges=edges,
             hist_counts=counts,

@@ -43,8 +43,9 @@ class Frame:
     selected: int
 
 
-def layer_label(i: int) -> str:
-    return f"L{i + 1}"
+def layer_label(i: int, names: tuple[str, ...] = ()) -> str:
+    """The legend name of layer i: the engine's name when it has one that is not just 'L<n>' (RNN parts)."""
+    return names[i] if i < len(names) and not names[i].startswith("L") else f"L{i + 1}"
 
 
 class Chart(PlotextPlot):
@@ -189,7 +190,7 @@ class GradHistoryChart(Chart):
         for color, i, y in zip(LAYER_COLORS, picked, series, strict=False):
             px, py = finite_xy(x, y)
             if px:
-                self.plt.plot(px, py, color=color, label=layer_label(i), marker=LINE)
+                self.plt.plot(px, py, color=color, label=layer_label(i, frame.snap.layer_names), marker=LINE)
         x_lo, x_hi = float(x[0]), float(max(x[-1], x[0] + 1))
         self.set_step_x(x_lo, x_hi)
         if self.LOG:
