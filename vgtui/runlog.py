@@ -131,7 +131,6 @@ class Recorder:
     def __init__(self, writer: RunLogWriter | None) -> None:
         self.writer = writer
         self.first: Snapshot | None = None
-        self.verdict_history: list[tuple[int, tuple[Verdict, ...]]] = []
         self.notice_seq = 0
 
     def __call__(self, record: Any) -> None:
@@ -149,7 +148,5 @@ class Recorder:
                 self.notice_seq = notice.seq
                 if self.writer is not None:
                     self.writer.write({"type": "notice", "step": snap.step, "level": notice.level, "text": notice.text})
-        if record.verdicts_changed:
-            self.verdict_history.append((snap.step, snap.verdicts))
-            if self.writer is not None:
-                self.writer.write(diagnosis_record(snap.step, snap.verdicts))
+        if record.verdicts_changed and self.writer is not None:
+            self.writer.write(diagnosis_record(snap.step, snap.verdicts))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -193,7 +192,3 @@ def init_model(model: nn.Module, scheme: str, activation: str, slope: float, gai
         init_linear(model.proj, scheme, "tanh", slope, 1.0)
         init_linear(model.head, scheme, "tanh", slope, 1.0)
         model.init_cell(scheme, gain)
-
-
-def stem_scale(width: int) -> float:
-    return 1.0 / math.sqrt(width)

@@ -27,13 +27,6 @@ def light_row(loss: torch.Tensor, acc: torch.Tensor, total: torch.Tensor, clippe
     return torch.cat([head, layer_norms])
 
 
-def total_grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-
-
 @dataclass
 class HeavyStats:
     """Per-layer statistics of one step, as numpy arrays after the host transfer."""
