@@ -50,12 +50,18 @@ def heavy_tensor(kind: str, activation: str, weights: list[torch.Tensor], delta_
     """
     n = len(weights)
     wd = [w.detach() for w in weights]
-    wnorm = torch.stack(torch._foreach_norm(wd))
+    if len({w.shape for w in wd}) == 1:  # MLP hidden blocks: one stacked tensor, two reductions (3x cheaper)
+        stacked = torch.stack(wd)
+        wnorm = stacked.square().sum(dim=(1, 2)).sqrt()
+        abs_sum = stacked.abs().sum(dim=(1, 2))
+    else:
+        wnorm = torch.stack(torch._foreach_norm(wd))
+        abs_sum = torch.stack(torch._foreach_norm(wd, 1))
     if delta_norm is not None:
         ratio = delta_norm / wnorm.clamp_min(1e-30)
     else:
         ratio = torch.full_like(wnorm, float("nan"))
-    mean_abs = torch.stack(torch._foreach_norm(wd, 1)) / numel
+    mean_abs = abs_sum / numel
     dev = wnorm.device
     if kind == "mlp" and trace.acts:
         acts = torch.stack([a.detach() for a in trace.acts])  # (L, B, W), a fresh tensor: in-place is safe
