@@ -112,22 +112,39 @@ def pct(x: float) -> str:
     return "–" if not np.isfinite(x) else f"{100 * x:.0f}%"
 
 
-def why_time_renderable(tgn: np.ndarray, max_rows: int) -> Table:
-    """RNN: the chain rule through time. Each step back multiplies ‖∂L/∂h_t‖ by its gain; the product is
-    what reaches step t from the last step."""
+def chain_table(title: str, caption: str, columns: tuple[str, ...]) -> Table:
+    """The borderless, right-aligned table both chain-rule views use."""
     table = Table(
         box=None,
         pad_edge=False,
         padding=(0, 1),
-        title="why: the chain rule through time, last step → first",
+        title=title,
         title_justify="left",
         title_style="bold",
-        caption="each step back multiplies the gradient by the recurrent gain; the product is what is left",
+        caption=caption,
         caption_justify="left",
         caption_style="dim",
     )
-    for name in ("step", "‖∂L/∂h_t‖", "gain", "→ product"):
+    for name in columns:
         table.add_column(name, justify="right")
+    return table
+
+
+def product_style(product: float) -> str:
+    """Red once less than a millionth of the gradient is left (or it underflowed), yellow below a hundredth."""
+    if not np.isfinite(product) or product < 1e-6:
+        return "bold red"
+    return "yellow" if product < 1e-2 else ""
+
+
+def why_time_renderable(tgn: np.ndarray, max_rows: int) -> Table:
+    """RNN: the chain rule through time. Each step back multiplies ‖∂L/∂h_t‖ by its gain; the product is
+    what reaches step t from the last step."""
+    table = chain_table(
+        "why: the chain rule through time, last step → first",
+        "each step back multiplies the gradient by the recurrent gain; the product is what is left",
+        ("step", "‖∂L/∂h_t‖", "gain", "→ product"),
+    )
     t = np.asarray(tgn, dtype=float)
     if len(t) < 2:
         return table
@@ -140,8 +157,7 @@ def why_time_renderable(tgn: np.ndarray, max_rows: int) -> Table:
             continue
         i = int(step) - 1
         p = float(product[i])
-        style = "bold red" if not np.isfinite(p) or p < 1e-6 else ("yellow" if p < 1e-2 else "")
-        table.add_row(step, fmt_num(float(t[i])), g, Text(product_text(p, prod), style=style))
+        table.add_row(step, fmt_num(float(t[i])), g, Text(product_text(p, prod), style=product_style(p)))
     return table
 
 
@@ -155,21 +171,11 @@ def why_renderable(snap: Snapshot, selected: int, max_rows: int) -> Table:
     if snap.time_grad_norm is not None:
         return why_time_renderable(snap.time_grad_norm, max_rows)
     n = len(snap.gain)
-    table = Table(
-        box=None,
-        pad_edge=False,
-        padding=(0, 1),
-        title="why: the chain rule, output → input",
-        title_justify="left",
-        title_style="bold",
-        caption="each layer multiplies the gradient by its gain; the product is what reaches it",
-        caption_justify="left",
-        caption_style="dim",
+    table = chain_table(
+        "why: the chain rule, output → input",
+        "each layer multiplies the gradient by its gain; the product is what reaches it",
+        ("layer", "‖g‖", "sat", "dead", "gain", "→ product"),
     )
-    for name, justify in (("layer", "right"), ("‖g‖", "right"), ("sat", "right"), ("dead", "right")):
-        table.add_column(name, justify=justify)
-    table.add_column("gain", justify="right")
-    table.add_column("→ product", justify="right")
     if n == 0:
         return table
     for layer, gain, product in chain_rows(snap.gain, snap.gain_product, max_rows):
