@@ -32,12 +32,6 @@ def text_of(widget) -> str:
     return "\n".join(line.text for line in widget.render_lines(widget.region.reset_offset))
 
 
-def poll_all(app: VgtuiApp) -> None:
-    """Poll until every stale chart is redrawn (each tick redraws only a few, oldest first)."""
-    for _ in range(4):
-        app.poll()
-
-
 def status(app: VgtuiApp) -> str:
     return text_of(app.query_one(StatusBar))
 
@@ -52,7 +46,7 @@ async def test_toggle_sends_command_updates_status_and_draws_marker():
         await pilot.press("a")
         assert fake.commands == [Toggle("activation", "tanh")]
         fake.advance(10)
-        poll_all(app)
+        app.poll()
         await pilot.pause()
         assert "tanh" in status(app) and "step 60" in status(app)
         assert "tanh @ 50" in app.query_one(LossChart).markers
@@ -286,15 +280,16 @@ async def test_unchanged_data_is_not_redrawn(monkeypatch):
     monkeypatch.setattr(Chart, "begin", counting)
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.pause()
-        poll_all(app)
+        app.poll()
         calls.clear()
-        poll_all(app)
+        app.poll()
         assert calls == []
         fake.advance(1)
-        app.poll()
-        assert len(calls) == 3  # the per-tick budget: the oldest three
-        poll_all(app)
+        app.poll()  # one tick redraws every chart whose data changed, each once
         assert sorted(calls) == sorted(["loss", "grad-history", "weights", "update-ratio", "grad-bars", "histogram"])
+        calls.clear()
+        app.poll()
+        assert calls == []
 
 
 @pytest.mark.asyncio
@@ -307,8 +302,8 @@ async def test_extreme_values_do_not_break_the_charts():
         fake.history.append(100 + k, {"loss": float("inf") if k == 2 else 1e6, "acc": float("nan")}, layers)
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.pause()
-        poll_all(app)
+        app.poll()
         await pilot.pause()
         for chart in app.query(Chart):
             if chart.display:
-                assert "could not be drawn" not in str(chart.render())
+                assert "could not be drawn" not in chart.rendered_text()

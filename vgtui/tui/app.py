@@ -7,7 +7,6 @@ redraws only what changed, and turns keys into Commands.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -51,7 +50,6 @@ DEFAULT_REFRESH_HZ = 4.0  # ticks per second: measured with the trainer in a chi
 MIN_SIZE = (80, 24)  # below this: a "terminal too small" message
 FULL_SIZE = (120, 36)  # below this: only loss, per-layer gradients and the diagnosis
 SOON_AFTER_KEY = (0.03, 0.08, 0.15)  # extra polls (seconds) after a command is sent
-CHARTS_PER_TICK = 3  # stale charts redrawn per tick, oldest first (spreads the plotext cost over ticks)
 NOTICE_SEVERITY = {"info": "information", "warn": "warning", "error": "error"}
 
 SessionFactory = Callable[[RunConfig], SessionLike]
@@ -76,9 +74,7 @@ class VgtuiApp(DashboardActions, App[int]):
         self.session_factory = session_factory
         self.refresh_hz = refresh_hz if refresh_hz and refresh_hz > 0 else DEFAULT_REFRESH_HZ
         self.presets_loader = presets
-        self.charts_per_tick = CHARTS_PER_TICK
         self.session: SessionLike | None = None
-        self._events_drawn = 0
         self.session_error: str | None = None
         self.selected = 0  # layer (0-based) whose histogram and chain-rule row are highlighted
         self.notices_shown: list[str] = []
@@ -89,7 +85,6 @@ class VgtuiApp(DashboardActions, App[int]):
         self.snap: Snapshot | None = None
         self._view: HistoryView | None = None
         self._drawn: dict[str, object] = {}  # chart id -> the key of the data it last drew
-        self._drawn_at: dict[str, float] = {}  # chart id -> when it was last drawn
         self._last_notice_seq = -1
         self._optimistic: ModelState | None = None
         self._sent_at = (-1, 0)  # (step, notice count) of the snapshot current when a toggle was sent
@@ -221,12 +216,6 @@ class VgtuiApp(DashboardActions, App[int]):
         why_stale = shown(self.why) and self._drawn.get("why") != snap_key
         if not stale and not why_stale:
             return
-        if all(c.id in self._drawn for c in stale):  # after a resize or at start everything is drawn at once
-            stale.sort(key=lambda c: self._drawn_at.get(c.id or "", 0.0))
-            if len(snap.events) != self._events_drawn:  # a new marker: the loss chart goes first
-                stale.sort(key=lambda c: not isinstance(c, LossChart))
-                self._events_drawn = len(snap.events)
-            stale = stale[: self.charts_per_tick]
         with self.batch_update():
             if any(c in visible for c in stale):
                 self._view = session.history.view(max_points=2 * max(c.columns for c in visible))
@@ -247,7 +236,6 @@ class VgtuiApp(DashboardActions, App[int]):
         view = self._view if self._view is not None else self.session.history.view(max_points=2)  # type: ignore[union-attr]
         chart.replot(Frame(self.snap, view, self.selected))
         self._drawn[chart.id or ""] = key
-        self._drawn_at[chart.id or ""] = time.monotonic()
 
     def _draw_panels(self, snap: Snapshot | None) -> None:
         name = self.config.name if self.config else "(no preset)"

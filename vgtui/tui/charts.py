@@ -1,7 +1,8 @@
-"""The chart widgets: each a PlotextPlot subclass whose `replot(frame)` redraws it from plain data.
+"""The chart widgets: each a Textual widget whose `replot(frame)` describes the chart and whose lines come
+from `vgtui.tui.plot` (numpy braille and block rendering, Line API: no Rich layout per frame).
 
-Log-scaled quantities are drawn as log10 values on a linear axis with decade labels (1e-8 … 1e0);
-plotext's own log scale breaks on the second build. Every series is decimated to the chart's width.
+Log-scaled quantities are drawn as log10 values on a linear axis with decade labels (1e-8 … 1e0).
+Every series is decimated to the chart's width.
 """
 
 from __future__ import annotations
@@ -9,16 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from rich.text import Text
-from textual.app import RenderResult
-from textual_plotext import PlotextPlot
+from textual.content import Content
+from textual.strip import Strip
+from textual.widget import Widget
 
 from vgtui.contract import Event, Snapshot
 from vgtui.history import HistoryView
+from vgtui.tui.plot import Axis, Plot, message_rows
 from vgtui.tui.series import (
     decade_ticks,
-    finite_xy,
     layer_ticks,
+    linear_ticks,
     log10_safe,
     log_range,
     minmax_decimate,
@@ -27,9 +29,9 @@ from vgtui.tui.series import (
     stride_decimate,
 )
 
-LAYER_COLORS = ("red", "orange", "yellow", "cyan", "green")
-LINE = "braille"  # 2×4 dots per cell: the finest lines plotext draws
-MARKER_COLOR = "magenta"
+LAYER_COLORS = ("red1", "dark_orange", "yellow1", "cyan", "green")
+BAR = "dark_orange"
+MARKER_COLOR = "magenta1"
 MAX_MARKERS = 6
 HIDDEN_EVENTS = ("hist_layer",)
 
@@ -48,60 +50,82 @@ def layer_label(i: int, names: tuple[str, ...] = ()) -> str:
     return names[i] if i < len(names) and not names[i].startswith("L") else f"L{i + 1}"
 
 
-class Chart(PlotextPlot):
-    """A PlotextPlot that draws only what its last `replot` gave it."""
-
-    TITLE = ""
+class Chart(Widget):
+    """A chart that draws only what its last `replot` put into `self.plot` (title in the border)."""
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes=classes)
-        self.plt._limit_size(False, False)
+        self.plot = Plot()
         self.markers: list[str] = []  # labels of the event markers drawn by the last replot
+        self._title = ""
+        self._strips: list[Strip] | None = None
+        self._strips_size = (0, 0)
 
     @property
     def columns(self) -> int:
         """How many points are worth drawing: about the plot area's width in columns."""
         return max(20, self.size.width - 8) if self.size.width else 120
 
-    def render(self) -> RenderResult:
-        """Build the plot; a plotext failure shows as a line of text instead of ending the app."""
+    @property
+    def rows(self) -> int:
+        return self.size.height or 12
+
+    def render_line(self, y: int) -> Strip:
+        """One row of the chart; the whole chart is rendered once per replot or resize, then cached."""
+        width, height = self.size
+        if self._strips is None or self._strips_size != (width, height):
+            self._strips = self._render_strips(width, height)
+            self._strips_size = (width, height)
+        return self._strips[y] if 0 <= y < len(self._strips) else Strip.blank(width)
+
+    def _render_strips(self, width: int, height: int) -> list[Strip]:
+        """The plot's rows; a failure shows as a line of text instead of ending the app."""
         try:
-            return super().render()
-        except Exception as exc:  # noqa: BLE001 - plotext has edge cases (e.g. legends of empty series)
-            return Text(f"(chart could not be drawn: {type(exc).__name__}: {exc})", style="dim")
+            return self.plot.render(width, height)
+        except Exception as exc:  # noqa: BLE001 - a chart must never take the dashboard down
+            return message_rows(f"(chart could not be drawn: {type(exc).__name__}: {exc})", width, height)
+
+    def rendered_text(self) -> str:
+        """The chart as plain text at its current size (for tests and debugging)."""
+        width, height = self.size
+        return "\n".join(strip.text for strip in self._render_strips(width or 60, height or 16))
 
     def begin(self, title: str) -> None:
-        self.plt.clear_data()
-        self.plt.title(title)
+        self.plot = Plot()
+        self._strips = None
         self.markers = []
+        if title != self._title:
+            self._title = title
+            self.border_title = Content(title)
 
     def replot(self, frame: Frame) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def set_log_y(self, lo: float, hi: float) -> None:
-        ticks, labels = decade_ticks(lo, hi, max_ticks=max(2, (self.size.height or 12) // 3))
-        self.plt.ylim(lo, hi)
-        self.plt.yticks(ticks, labels)
+        ticks, labels = decade_ticks(lo, hi, max_ticks=max(2, self.rows // 3))
+        self.plot.y = Axis(lo, hi, ticks, labels)
+
+    def set_linear_y(self, lo: float, hi: float, right: bool = False) -> None:
+        ticks, labels = linear_ticks(lo, hi, max_ticks=max(2, self.rows // 3))
+        axis = Axis(lo, hi, ticks, labels)
+        if right:
+            self.plot.y2 = axis
+        else:
+            self.plot.y = axis
 
     def set_step_x(self, x_lo: float, x_hi: float) -> None:
-        self.plt.xlim(x_lo, x_hi)
-        self.plt.xticks(*step_ticks(x_lo, x_hi, max_ticks=max(2, self.columns // 12)))
+        self.plot.x = Axis(x_lo, x_hi, *step_ticks(x_lo, x_hi, max_ticks=max(2, self.columns // 8)))
 
-    def draw_markers(self, events: tuple[Event, ...], x_lo: float, x_hi: float, y_top: float) -> None:
+    def draw_markers(self, events: tuple[Event, ...], x_lo: float, x_hi: float) -> None:
         """A vertical line per event inside the x range, labelled at the top (last MAX_MARKERS only)."""
         shown = [e for e in events if e.name not in HIDDEN_EVENTS and x_lo <= e.step <= x_hi][-MAX_MARKERS:]
-        span = max(1.0, x_hi - x_lo)
-        last_x = None
         for e in shown:
-            self.plt.vline(e.step, MARKER_COLOR)
+            self.plot.vline(e.step, MARKER_COLOR, e.label)
             self.markers.append(e.label)
-            # Skip a label that would overlap the previous one (about 12 columns apart).
-            if last_x is None or (e.step - last_x) / span * self.columns > 12:
-                self.plt.text(e.label, e.step, y_top, color=MARKER_COLOR, alignment="left")
-                last_x = e.step
 
     def show_waiting(self, title: str) -> None:
-        self.begin(title + " — waiting for data")
+        self.begin(title)
+        self.plot.note = "waiting for data…"
         self.refresh()
 
 
@@ -110,24 +134,22 @@ class LossChart(Chart):
 
     def replot(self, frame: Frame) -> None:
         v = frame.view
-        self.begin("loss (cyan) · accuracy (green, right)" if self.columns > 40 else "loss · acc")
+        self.begin("loss and accuracy over steps")
         if len(v) == 0:
             return self.show_waiting("loss")
         x, loss = minmax_decimate(v.steps, v["loss"], self.columns)
-        lx, ly = finite_xy(x, loss)
-        if lx:
-            self.plt.plot(lx, ly, color="cyan", marker=LINE)
+        self.plot.line(x, loss, "cyan", label="loss")
         xa, acc = stride_decimate(v.steps, v["acc"], self.columns)
-        ax, ay = finite_xy(xa, acc)
-        if ax:
-            self.plt.plot(ax, ay, color="green", yside="right", marker=LINE)
-            self.plt.ylim(0, 1, yside="right")
+        if np.isfinite(acc).any():
+            self.plot.line(xa, acc, "green", label="accuracy (right axis)", right=True)
+            self.set_linear_y(0.0, 1.0, right=True)
+        finite = loss[np.isfinite(loss)]
+        top = float(finite.max()) * 1.05 if finite.size and finite.max() > 0 else 1.0
+        bottom = min(0.0, float(finite.min())) if finite.size else 0.0
+        self.set_linear_y(bottom, top)
         x_lo, x_hi = float(v.steps[0]), float(max(v.steps[-1], v.steps[0] + 1))
         self.set_step_x(x_lo, x_hi)
-        y_top = max(ly) if ly else 1.0
-        y_lo = min(ly) if ly else 0.0
-        self.plt.ylim(min(0.0, y_lo), y_top * 1.05 if y_top > 0 else 1.0)
-        self.draw_markers(frame.snap.events, x_lo, x_hi, y_top * 1.05 if y_top > 0 else 1.0)
+        self.draw_markers(frame.snap.events, x_lo, x_hi)
         self.refresh()
 
 
@@ -137,32 +159,28 @@ class GradBarsChart(Chart):
     def replot(self, frame: Frame) -> None:
         s = frame.snap
         n = len(s.grad_norm)
-        self.begin(f"gradient norm per layer, now (log) · step {s.step}")
+        self.begin(f"gradient norm per layer, now (log) · step {s.step:,}")
         if n == 0:
             return self.show_waiting("gradient norm per layer")
         y = log10_safe(s.grad_norm)
         lo, hi = log_range(y)
         y = np.clip(y, lo, hi)
-        lo -= 1
-        xs, ys = finite_xy(np.arange(1, n + 1), y)
+        lo -= 1  # the smallest bar is still a decade tall
+        layers = np.arange(1, n + 1)
         sel = frame.selected
         has_sel = 0 <= sel < n and bool(np.isfinite(y[sel]))
         if self.columns >= 3 * n:  # room for separate bars
-            if xs:
-                self.plt.bar(xs, ys, color="orange", minimum=lo, width=0.6, reset_ticks=False)
+            self.plot.bars(layers, y, BAR, width=0.6)
             if has_sel:
-                self.plt.bar([sel + 1], [float(y[sel])], color="cyan", minimum=lo, width=0.6, reset_ticks=False)
+                self.plot.bars([sel + 1], [y[sel]], "cyan", width=0.6)
         else:  # too narrow for bars: a line through the layers, one dot each
-            if xs:
-                self.plt.plot(xs, ys, color="orange", marker=LINE)
-                self.plt.scatter(xs, ys, color="orange", marker="dot")
+            self.plot.line(layers, y, BAR)
+            self.plot.marks(layers, y, BAR, "•")
             if has_sel:
-                self.plt.scatter([sel + 1], [float(y[sel])], color="cyan", marker="●")
-        self.plt.xlim(0.4, n + 0.6)
-        ticks = layer_ticks(n, max(2, self.columns // 5))
-        self.plt.xticks(ticks, [str(t) for t in ticks])
+                self.plot.marks([sel + 1], [y[sel]], "cyan", "●")
+        self.plot.x = Axis.counted(0.4, n + 0.6, layer_ticks(n, max(2, self.columns // 5)))
         self.set_log_y(lo, hi)
-        self.plt.xlabel("layer (1 = input side)")
+        self.plot.xlabel = "layer (1 = input side)"
         self.refresh()
 
 
@@ -184,26 +202,22 @@ class GradHistoryChart(Chart):
         if frame.selected not in picked and 0 <= frame.selected < data.shape[1]:
             picked = sorted({*picked[:-1], frame.selected, picked[-1]})[-len(LAYER_COLORS) :]
         series = [log10_safe(rows[:, i]) if self.LOG else rows[:, i] for i in picked]
-        if self.LOG:  # values below the floor sit on the bottom edge (a point outside breaks plotext's legend)
+        if self.LOG:  # values below the floor sit on the bottom edge
             lo, hi = log_range(*series)
             series = [np.clip(y, lo, hi) for y in series]
         for color, i, y in zip(LAYER_COLORS, picked, series, strict=False):
-            px, py = finite_xy(x, y)
-            if px:
-                self.plt.plot(px, py, color=color, label=layer_label(i, frame.snap.layer_names), marker=LINE)
+            self.plot.line(x, y, color, label=layer_label(i, frame.snap.layer_names))
         x_lo, x_hi = float(x[0]), float(max(x[-1], x[0] + 1))
         self.set_step_x(x_lo, x_hi)
         if self.LOG:
             self.set_log_y(lo, hi)
-            top = hi
         else:
             finite = np.concatenate([y[np.isfinite(y)] for y in series]) if series else np.array([])
             lo_v = float(finite.min()) if finite.size else 0.0
             hi_v = float(finite.max()) if finite.size else 1.0
             pad = max(1e-6, (hi_v - lo_v) * 0.1, abs(hi_v) * 0.01)
-            bottom, top = lo_v - pad, hi_v + pad
-            self.plt.ylim(bottom, top)
-        self.draw_markers(frame.snap.events, x_lo, x_hi, top)
+            self.set_linear_y(lo_v - pad, hi_v + pad)
+        self.draw_markers(frame.snap.events, x_lo, x_hi)
         self.refresh()
 
 
@@ -236,16 +250,11 @@ class HistogramChart(Chart):
             return self.show_waiting("gradient histogram")
         centers = (edges[:-1] + edges[1:]) / 2
         keep = counts > 0
-        cx, cy = finite_xy(centers[keep], counts[keep])
-        if cx:
-            width = float(edges[1] - edges[0]) * 0.8
-            self.plt.bar(cx, cy, color="orange", width=width, reset_ticks=False)
+        self.plot.bars(centers[keep], counts[keep], BAR, width=float(edges[1] - edges[0]) * 0.8)
         ticks, labels = decade_ticks(float(edges[0]), float(edges[-1]), max_ticks=max(2, self.columns // 8))
-        self.plt.xlim(float(edges[0]), float(edges[-1]))
-        self.plt.xticks(ticks, labels)
-        top = max(cy) if cy else 1.0
-        self.plt.ylim(0, top * 1.1)
-        self.plt.yticks([0, top / 2, top], ["0", f"{top / 2:.0f}", f"{top:.0f}"])
+        self.plot.x = Axis(float(edges[0]), float(edges[-1]), ticks, labels)
+        top = float(counts[keep].max()) if keep.any() else 1.0
+        self.plot.y = Axis(0.0, top * 1.1, [0.0, top / 2, top], ["0", f"{top / 2:.0f}", f"{top:.0f}"])
         self.refresh()
 
 
@@ -260,14 +269,10 @@ class TimeGradChart(Chart):
         y = log10_safe(s.time_grad_norm)
         lo, hi = log_range(y)
         y = np.clip(y, lo, hi)
-        t = np.arange(1, len(y) + 1)
-        t, y = stride_decimate(t, y, self.columns)
-        px, py = finite_xy(t, y)
-        if px:
-            self.plt.plot(px, py, color="orange", marker=LINE)
+        t, y = stride_decimate(np.arange(1, len(y) + 1), y, self.columns)
+        self.plot.line(t, y, BAR)
         self.set_log_y(lo, hi)
-        self.plt.xlim(1, max(2, len(s.time_grad_norm)))
-        ticks = layer_ticks(len(s.time_grad_norm), max(2, self.columns // 7))
-        self.plt.xticks(ticks, [str(t) for t in ticks])
-        self.plt.xlabel("time step t (1 = first input)")
+        steps = len(s.time_grad_norm)
+        self.plot.x = Axis.counted(1.0, float(max(2, steps)), layer_ticks(steps, max(2, self.columns // 7)))
+        self.plot.xlabel = "time step t (1 = first input)"
         self.refresh()

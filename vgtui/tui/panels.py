@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual.screen import Screen
 from textual.widget import Widget
@@ -112,32 +111,57 @@ def pct(x: float) -> str:
     return "–" if not np.isfinite(x) else f"{100 * x:.0f}%"
 
 
-def chain_table(title: str, caption: str, columns: tuple[str, ...]) -> Table:
+Cell = str | tuple[str, str]  # text, or (text, style)
+
+
+class ChainTable:
+    """A borderless table of right-aligned columns with a title and a caption, rendered to one Text.
+
+    Why not rich.table.Table: measuring and laying out a Table cost ~8 ms per redraw of this panel,
+    a third of a whole dashboard frame; these cells are short strings, so padding them is enough.
+    """
+
+    def __init__(self, title: str, caption: str, columns: tuple[str, ...]) -> None:
+        self.title, self.caption, self.columns = title, caption, columns
+        self.rows: list[tuple[tuple[Cell, ...], str]] = []
+
+    def add_row(self, *cells: Cell, style: str = "") -> None:
+        self.rows.append((cells, style))
+
+    def __rich__(self) -> Group:
+        texts = [[c if isinstance(c, str) else c[0] for c in cells] for cells, _ in self.rows]
+        widths = [max([len(name)] + [len(row[j]) for row in texts]) for j, name in enumerate(self.columns)]
+
+        def cell(j: int, text: str) -> str:  # the first column (layer, step) reads left to right
+            return text.ljust(widths[j]) if j == 0 else "  " + text.rjust(widths[j])
+
+        table = Text(self.title + "\n", style="bold", no_wrap=True, overflow="ellipsis")
+        table.append("".join(cell(j, name) for j, name in enumerate(self.columns)), "bold")
+        for cells, row_style in self.rows:
+            line = Text(style=row_style)
+            for j, c in enumerate(cells):
+                text, style = (c, None) if isinstance(c, str) else c
+                line.append(cell(j, text), style)
+            table.append("\n")
+            table.append_text(line)
+        return Group(table, Text(self.caption, style="dim"))
+
+
+def chain_table(title: str, caption: str, columns: tuple[str, ...]) -> ChainTable:
     """The borderless, right-aligned table both chain-rule views use."""
-    table = Table(
-        box=None,
-        pad_edge=False,
-        padding=(0, 1),
-        title=title,
-        title_justify="left",
-        title_style="bold",
-        caption=caption,
-        caption_justify="left",
-        caption_style="dim",
-    )
-    for name in columns:
-        table.add_column(name, justify="right")
-    return table
+    return ChainTable(title, caption, columns)
 
 
 def product_style(product: float) -> str:
     """Red once less than a millionth of the gradient is left (or it underflowed), yellow below a hundredth."""
+    if np.isnan(product):
+        return ""
     if not np.isfinite(product) or product < 1e-6:
         return "bold red"
     return "yellow" if product < 1e-2 else ""
 
 
-def why_time_renderable(tgn: np.ndarray, max_rows: int) -> Table:
+def why_time_renderable(tgn: np.ndarray, max_rows: int) -> ChainTable:
     """RNN: the chain rule through time. Each step back multiplies ‖∂L/∂h_t‖ by its gain; the product is
     what reaches step t from the last step."""
     table = chain_table(
@@ -157,7 +181,7 @@ def why_time_renderable(tgn: np.ndarray, max_rows: int) -> Table:
             continue
         i = int(step) - 1
         p = float(product[i])
-        table.add_row(step, fmt_num(float(t[i])), g, Text(product_text(p, prod), style=product_style(p)))
+        table.add_row(step, fmt_num(float(t[i])), g, (product_text(p, prod), product_style(p)))
     return table
 
 
@@ -166,7 +190,7 @@ def product_text(value: float, shown: str) -> str:
     return "<1e-38" if value == 0 else shown
 
 
-def why_renderable(snap: Snapshot, selected: int, max_rows: int) -> Table:
+def why_renderable(snap: Snapshot, selected: int, max_rows: int) -> ChainTable:
     """Per layer from the output back: gradient, saturation, dead units, local gain and the running product."""
     if snap.time_grad_norm is not None:
         return why_time_renderable(snap.time_grad_norm, max_rows)
@@ -184,7 +208,6 @@ def why_renderable(snap: Snapshot, selected: int, max_rows: int) -> Table:
             continue
         i = int(layer) - 1
         prod = float(snap.gain_product[i])
-        style = "bold red" if np.isfinite(prod) and prod < 1e-6 else ("yellow" if prod < 1e-2 else "")
         row_style = "reverse" if i == selected else ""
         table.add_row(
             layer,
@@ -192,7 +215,7 @@ def why_renderable(snap: Snapshot, selected: int, max_rows: int) -> Table:
             pct(float(snap.saturation[i])) if i < len(snap.saturation) else "–",
             pct(float(snap.dead[i])) if i < len(snap.dead) else "–",
             gain,
-            Text(product, style=style),
+            (product, product_style(prod)),
             style=row_style,
         )
     return table

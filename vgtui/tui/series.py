@@ -1,6 +1,6 @@
 """Pure data helpers for the dashboard: decimation, log axes, number formats, chain-rule rows.
 
-No textual, no plotext, no torch: plain numpy in, plain lists/strings out, so every helper is easy to test.
+No textual, no torch: plain numpy in, plain lists/strings out, so every helper is easy to test.
 """
 
 from __future__ import annotations
@@ -17,14 +17,6 @@ def log10_safe(values: np.ndarray) -> np.ndarray:
     ok = np.isfinite(a) & (a > 0)
     out[ok] = np.log10(a[ok])
     return out
-
-
-def finite_xy(x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]]:
-    """Drop the points where y (or x) is not finite; plotext cannot draw NaN."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    ok = np.isfinite(x) & np.isfinite(y)
-    return x[ok].tolist(), y[ok].tolist()
 
 
 def minmax_decimate(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -158,16 +150,28 @@ def remedy_key(text: str) -> str | None:
     return None
 
 
-def step_ticks(lo: float, hi: float, max_ticks: int = 5) -> tuple[list[float], list[str]]:
-    """Round tick positions for a step axis (1, 2, 5 × 10^k apart) with short labels like '1.2k'."""
+def nice_ticks(lo: float, hi: float, max_ticks: int = 5, steps: tuple[float, ...] = (1, 2, 5, 10)) -> list[float]:
+    """Round tick positions between lo and hi, `steps` × 10^k apart, at most about `max_ticks`."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return [lo], [short_int(lo)]
+        return [lo]
     raw = (hi - lo) / max(1, max_ticks - 1)
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    step = next(m * mag for m in steps if m * mag >= raw)
     first = math.ceil(lo / step) * step
-    ticks = [first + k * step for k in range(int((hi - first) // step) + 1)]
-    return [float(t) for t in ticks], [short_int(t) for t in ticks]
+    ticks = [first + k * step for k in range(int((hi - first) / step + 1e-9) + 1)]
+    return [0.0 if abs(t) < step * 1e-9 else float(t) for t in ticks]
+
+
+def step_ticks(lo: float, hi: float, max_ticks: int = 5) -> tuple[list[float], list[str]]:
+    """Tick positions for a step axis with short labels like '1.2k'."""
+    ticks = nice_ticks(lo, hi, max_ticks)
+    return ticks, [short_int(t) for t in ticks]
+
+
+def linear_ticks(lo: float, hi: float, max_ticks: int = 5) -> tuple[list[float], list[str]]:
+    """Tick positions for a value axis with labels like '0.25' or '1e-4'."""
+    ticks = nice_ticks(lo, hi, max_ticks, steps=(1, 2, 2.5, 5, 10))
+    return ticks, [fmt_num(round(t, 12)) for t in ticks]
 
 
 def short_int(x: float) -> str:
