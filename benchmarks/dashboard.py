@@ -1,14 +1,18 @@
-"""The dashboard beside the training thread: steps/s ratio, redraws per second, frame time, key latency,
-start-up time. Headless (App.run_test), with the real engine."""
+"""The dashboard beside the trainer: steps/s against a bare torch loop and the engine alone, redraws per second,
+frame time, key latency, start-up time. Headless (App.run_test) and for real (`vgtui launch` in tmux)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import time
 
+from benchmarks.engine_speed import bare_steps_per_sec
 from vgtui.config import RunConfig, apply_sets
 from vgtui.contract import Step
 from vgtui.engine.process import ProcessSession
@@ -180,30 +184,91 @@ def startup_seconds(repeats: int) -> list[float]:
     return times
 
 
+LAUNCH = "import sys; from vgtui.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def _tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+
+
+def _pane_step(name: str) -> tuple[int | None, str]:
+    screen = _tmux("capture-pane", "-p", "-t", name)
+    m = re.search(r"step ([\d,]+)", screen.split("\n", 1)[0])
+    return (int(m.group(1).replace(",", "")) if m else None), screen
+
+
+def in_tmux(seconds: float, worker: str = "process", size=(160, 50)) -> dict | None:
+    """`vgtui launch` for real in a tmux pane: steps/s read off the status bar, and how many different
+    screens per second a viewer sees (captured at 20 Hz). None where tmux is not installed."""
+    if shutil.which("tmux") is None:
+        return None
+    name = f"vgtui-bench-{os.getpid()}"
+    command = " ".join([sys.executable, "-c", repr(LAUNCH), "launch", "deep-sigmoid", "--worker", worker,
+                        *(f"--set {s}" for s in MLP)])  # fmt: skip
+    _tmux("new-session", "-d", "-s", name, "-x", str(size[0]), "-y", str(size[1]), command)
+    try:
+        deadline = time.perf_counter() + 30
+        step, _ = _pane_step(name)
+        while (step is None or step < 50) and time.perf_counter() < deadline:
+            time.sleep(0.1)
+            step, _ = _pane_step(name)
+        if step is None:
+            return None
+        s0, t0 = step, time.perf_counter()
+        screens, last = 0, ""
+        while time.perf_counter() - t0 < seconds:
+            time.sleep(0.05)
+            _, screen = _pane_step(name)
+            screens += screen != last
+            last = screen
+        s1, _ = _pane_step(name)
+        dt = time.perf_counter() - t0
+        return {"steps_s": ((s1 or s0) - s0) / dt, "screens_s": screens / dt}
+    finally:
+        _tmux("send-keys", "-t", name, "q")
+        time.sleep(1.0)
+        _tmux("kill-session", "-t", name)
+
+
 def run(repeats: int = 3, seconds: float = 6.0) -> dict:
     cfg = scene()
     res: dict = {}
-    alone, rows = [], {}
-    hzs = sorted({2.0, 4.0, DEFAULT_REFRESH_HZ})
+    bare, alone, rows, tmux = [], [], {}, []
+    hzs = sorted({2.0, 4.0, 8.0, DEFAULT_REFRESH_HZ})
     for _ in range(repeats):
+        bare.append(bare_steps_per_sec(cfg, 2000))
         alone.append(engine_alone(cfg, seconds))
         for worker in ("thread", "process"):
             for hz in hzs:
                 rows.setdefault((worker, hz), []).append(asyncio.run(with_dashboard(cfg, seconds, hz, worker=worker)))
-    a = statistics.median(alone)
+        real = in_tmux(seconds)
+        if real is not None:
+            tmux.append(real)
+    b, a = statistics.median(bare), statistics.median(alone)
+    res["bare_loop_steps_s"] = round(b, 1)
     res["engine_alone_steps_s"] = round(a, 1)
+    print("bare", res["bare_loop_steps_s"], "engine alone", res["engine_alone_steps_s"], flush=True)
     for (worker, hz), runs in rows.items():
         r = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
         key = f"dashboard_{worker}_{hz:g}hz"
         res[key] = {
             "steps_s": round(r["steps_s"], 1),
+            "ratio_vs_bare": round(r["steps_s"] / b, 3),
             "ratio_vs_engine_alone": round(r["steps_s"] / a, 3),
             "chart_redraws_s": round(r["chart_redraws_s"], 1),
             "poll_busy_share": round(r["ui_busy_share"], 3),
         }
         print(key, res[key], flush=True)
+    if tmux:
+        steps = statistics.median(x["steps_s"] for x in tmux)
+        res["tmux_launch_160x50"] = {
+            "steps_s": round(steps, 1),
+            "ratio_vs_bare": round(steps / b, 3),
+            "screens_s": round(statistics.median(x["screens_s"] for x in tmux), 1),
+        }
+        print("tmux", res["tmux_launch_160x50"], flush=True)
     for size in ((160, 50), (80, 24)):
-        t = asyncio.run(frame_times(cfg, size, 7))
+        t = asyncio.run(frame_times(cfg, size, 15))
         res[f"frame_ms_{size[0]}x{size[1]}"] = round(statistics.median(t), 1)
         print(size, res[f"frame_ms_{size[0]}x{size[1]}"], flush=True)
     lat = asyncio.run(key_latency(cfg, 5))

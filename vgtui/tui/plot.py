@@ -179,7 +179,7 @@ class Plot:
             c.codes[rows, cols] = ord(m.char[0])
             c.colors[rows, cols] = c.color(m.color)
         taken: list[tuple[int, int]] = []
-        for v in self._vlines:  # labels last: on top of the data, never over each other
+        for v in reversed(self._vlines):  # labels last, on top of the data; the newest wins where they would overlap
             col = _cell(v.x, x, c.w)
             if v.label and 0 <= col < c.w and x.lo <= v.x <= x.hi:
                 text = v.label[: c.w]
