@@ -36,9 +36,10 @@ class Optimizer:
     def _with_grad(self) -> list[torch.Tensor]:
         return [p for p in self.params if p.grad is not None]
 
-    exact_update_norms = False  # whether update_norms() knows ||dW|| of the last step without a weight copy
+    exact_update_norms = False  # whether update_vectors() knows dW of the last step without a weight copy
 
-    def update_norms(self, params: list[torch.Tensor]) -> torch.Tensor:  # pragma: no cover - SGD only
+    def update_vectors(self, params: list[torch.Tensor]) -> tuple[list[torch.Tensor], float]:  # pragma: no cover
+        """(v, s) with dW = -s * v for each of `params` in the last step (SGD only)."""
         raise NotImplementedError
 
 
@@ -51,13 +52,14 @@ class SGD(Optimizer):
         super().__init__(params, lr)
         self.momentum = momentum
 
-    def update_norms(self, params: list[torch.Tensor]) -> torch.Tensor:
-        """||dW|| of the last step for each of `params`: lr * ||momentum buffer|| (or lr * ||g||)."""
+    def update_vectors(self, params: list[torch.Tensor]) -> tuple[list[torch.Tensor], float]:
+        """The last step moved each of `params` by -lr * momentum buffer (or -lr * g): (those tensors, lr)."""
         if self.momentum == 0:
             vecs = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         else:
-            vecs = [self.state[p]["momentum_buffer"] if p in self.state else torch.zeros_like(p) for p in params]
-        return torch.stack(torch._foreach_norm(vecs)) * self.lr
+            state = self.state
+            vecs = [state[p]["momentum_buffer"] if p in state else torch.zeros_like(p) for p in params]
+        return vecs, self.lr
 
     @torch.no_grad()
     def step(self) -> None:

@@ -70,7 +70,11 @@ class Trainer:
         self._pending: list[torch.Tensor] = []
         self._pending_steps: list[int] = []
         self._heavy: torch.Tensor | None = None
+        self._heavy_layout: telemetry.HeavyLayout | None = None
         self._heavy_step = 0
+        self._scratch = telemetry.Scratch()  # big per-step stacks live here, reused (see telemetry)
+        self._nan = torch.full((), float("nan"), device=self.device)
+        self._zero = torch.zeros((), device=self.device)
         self.build()
 
     # ------------------------------------------------------------------ building
@@ -112,9 +116,10 @@ class Trainer:
         self.model.train()
         self._params = list(self.model.parameters())
         self._weights = self.model.layer_weights()
+        self._grad_plan = telemetry.NormPlan([p.shape for p in self._params], "grad")
         index = {id(p): i for i, p in enumerate(self._params)}
-        self._numel = torch.tensor([w.numel() for w in self._weights], device=self.device, dtype=torch.float32)
-        self._weight_index = torch.tensor([index[id(w)] for w in self._weights], device=self.device)
+        self._layer_pos = self._grad_plan.pos[[index[id(w)] for w in self._weights]]
+        self._plan_order = torch.from_numpy(np.argsort(self._grad_plan.pos)).to(self.device)
 
     def optimizer_params(self) -> list[nn.Parameter]:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -194,56 +199,70 @@ class Trainer:
         out = model(x, trace)
         if self.data.regression:
             loss = F.mse_loss(out.squeeze(-1), y)
-            acc = torch.full((), float("nan"), device=out.device)
+            acc = self._nan
         else:
             loss = F.cross_entropy(out, y)
             acc = (out.detach().argmax(dim=1) == y).float().mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params, weights = self._params, self._weights
-        norms = telemetry.grad_norms(params)  # every parameter, before clipping, in one fused op
-        layer_norms = norms[self._weight_index]
-        total = torch.linalg.vector_norm(norms)
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         clip = self.state.clip
-        if clip is not None:
-            grads = [p.grad for p in params if p.grad is not None]
-            torch._foreach_mul_(grads, (clip / (total + 1e-6)).clamp(max=1.0))  # as clip_grad_norm_ does
-            clipped = total > clip
-        else:
-            clipped = torch.zeros((), dtype=torch.bool, device=total.device)
-        row = telemetry.light_row(loss, acc, total, clipped, layer_norms)
-        exact = self.optimizer.exact_update_norms
-        before = torch._foreach_mul([w.detach() for w in weights], 1.0) if heavy and not exact else None
-        self.optimizer.step()
+        with torch.no_grad():  # the norms of every parameter's gradient, before clipping
+            if clip is None:  # row: loss, acc, NaN (total: summed in collect), 0 (not clipped), norms
+                row = self._grad_plan.norms(grads, self._scratch, (loss.detach(), acc, self._nan, self._zero))
+            else:
+                # the total exactly as clip_grad_norm_ sums it (training with clipping is chaotic enough that
+                # summing the same norms in another order changes the run), then the norms in plan order
+                norms = torch.stack(torch._foreach_norm(grads))
+                total = torch.linalg.vector_norm(norms)
+                grads = [p.grad for p in params if p.grad is not None]
+                torch._foreach_mul_(grads, (clip / (total + 1e-6)).clamp(max=1.0))  # as clip_grad_norm_ does
+                head = torch.stack([loss.detach(), acc, total, (total > clip).float()])
+                row = torch.cat([head, norms[self._plan_order]])
+        opt = self.optimizer
+        before = None
+        if heavy and not opt.exact_update_norms:
+            before = torch._foreach_mul([w.detach() for w in weights], 1.0)
+        opt.step()
         self.step += 1
         self._pending.append(row)
         self._pending_steps.append(self.step)
         if heavy:
             assert trace is not None
-            if exact:
-                delta = self.optimizer.update_norms(weights)
+            if before is None:
+                update, scale = opt.update_vectors(weights)
             else:
-                delta = torch.stack(torch._foreach_norm(torch._foreach_sub([w.detach() for w in weights], before)))
-            self._heavy = telemetry.heavy_tensor(self.state.kind, self.state.activation, weights, delta, trace,
-                                                 self.hist_layer, self._numel)  # fmt: skip
+                update, scale = torch._foreach_sub([w.detach() for w in weights], before), 1.0
+            self._heavy, self._heavy_layout = telemetry.heavy_tensor(
+                self.state.kind, self.state.activation, weights, update, scale, trace, self.hist_layer, self._scratch
+            )
             self._heavy_step = self.step
 
     def collect(self) -> Published | None:
         """Move everything since the last collect to the host in one transfer."""
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             return None
-        light = torch.stack(self._pending)
-        n_light = light.numel()
-        parts = [light.reshape(-1)]
-        if self._heavy is not None:
-            parts.append(self._heavy)
-        flat = torch.cat(parts).cpu().numpy()
-        light_np = flat[:n_light].reshape(light.shape).astype(np.float64)
+        width = pending[0].shape[0]
+        parts = pending if self._heavy is None else [*pending, self._heavy]
+        flat = (parts[0] if len(parts) == 1 else torch.cat(parts)).cpu().numpy()
+        rows = flat[: len(pending) * width].reshape(len(pending), width)
+        norms = rows[:, 4:]
+        light = np.empty((len(pending), 4 + len(self._layer_pos)))
+        light[:, :4] = rows[:, :4]
+        light[:, 4:] = norms[:, self._layer_pos]
+        total = light[:, 2]  # NaN where the device did not need it (no clipping): sum it here, in float32 as there
+        missing = np.isnan(total)
+        if missing.any():
+            with np.errstate(over="ignore", invalid="ignore"):
+                total[missing] = np.sqrt(np.square(norms[missing]).sum(axis=1, dtype=np.float32))
         heavy = None
         if self._heavy is not None:
-            heavy = telemetry.unpack_heavy(flat[n_light:], light.shape[1] - 4)
-        pub = Published(np.array(self._pending_steps), light_np, heavy, self._heavy_step)
-        self._pending.clear()
+            assert self._heavy_layout is not None
+            heavy = telemetry.unpack_heavy(flat[len(pending) * width :], self._heavy_layout)
+        pub = Published(np.array(self._pending_steps), light, heavy, self._heavy_step)
+        pending.clear()
         self._pending_steps.clear()
         self._heavy = None
         return pub
