@@ -14,7 +14,7 @@ Costs that shaped this module (2-core x86_64, torch 2.13 CPU, one intra-op threa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,7 @@ class Scratch:
 
     def __init__(self) -> None:
         self._bufs: dict[str, tuple[tuple, torch.Tensor]] = {}
+        self.layouts: dict[tuple, HeavyLayout] = {}  # heavy_tensor's, by what it sent
 
     def stack(self, key: str, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         """torch.stack(tensors) written into this key's buffer. Call under no_grad (out= refuses autograd)."""
@@ -99,45 +100,48 @@ class HeavyStats:
     time_grad_norm: np.ndarray | None
 
 
-@dataclass(frozen=True)
+@dataclass
 class HeavyLayout:
-    """What heavy_tensor packed, and the host-side denominators to finish the statistics with."""
+    """How to finish the heavy statistics on the host in one gather-divide (a few numpy calls, not one per field).
 
-    numel: np.ndarray  # elements per weight (mean |w| = sum |w| / numel)
-    update_scale: float | None  # ||dW|| = update_scale * the norm sent; None: no update norms sent
-    sat: str  # "layers": per-layer count of saturated units | "rnn": one count for the hidden states | "zero" | "nan"
-    sat_den: float  # elements the saturation counts are out of
-    dead: str  # "layers": per-layer count of dead units | "zero" | "nan"
-    dead_den: float
-    n_hidden: int  # gradient norms of h_0 .. h_L sent (the gains come from them); 0: gains are NaN
-    hist: bool  # histogram counts sent (else zeros: the layer has no gradient yet)
-    n_time: int  # RNN: gradient norm per time step
+    With `ext` = what the device sent followed by `consts`, value j of the output is
+    ext[num[j]] / (max(ext[den[j]], floor[j]) * mult[j]); `fields` slices the output into HeavyStats.
+    """
+
+    sent: int  # values the device sends
+    consts: np.ndarray  # 1, 0, NaN, then the denominators known up front (elements per weight, ...)
+    num: np.ndarray
+    den: np.ndarray
+    floor: np.ndarray
+    mult: np.ndarray  # 1, or 1 / update scale on the update ratio (set at each unpack)
+    ratio: slice | None  # the update ratio's values, None if no update norms were sent
+    fields: tuple[tuple[str, int, int], ...]  # HeavyStats field, start, stop
 
 
 def heavy_tensor(kind: str, activation: str, weights: list[torch.Tensor], update: Sequence[torch.Tensor] | None,
-                 update_scale: float, trace: Trace, hist_layer: int,
-                 scratch: Scratch) -> tuple[torch.Tensor, HeavyLayout]:  # fmt: skip
+                 trace: Trace, hist_layer: int, scratch: Scratch) -> tuple[torch.Tensor, HeavyLayout]:  # fmt: skip
     """All heavy statistics of this step packed in one flat device tensor, and how to unpack it.
 
-    update: per weight, a tensor whose norm times `update_scale` is ||W_new - W_old|| of this step (None: unknown).
+    update: per weight, a tensor whose norm is ||W_new - W_old|| of this step up to a factor given to
+    unpack_heavy (None: unknown). Call Scratch.layouts.clear() when the weights change.
     """
     with torch.no_grad():
-        return _heavy(kind, activation, weights, update, update_scale, trace, hist_layer, scratch)
+        return _heavy(kind, activation, weights, update, trace, hist_layer, scratch)
 
 
 def _heavy(kind: str, activation: str, weights: list[torch.Tensor], update: Sequence[torch.Tensor] | None,
-           update_scale: float, trace: Trace, hist_layer: int,
-           scratch: Scratch) -> tuple[torch.Tensor, HeavyLayout]:  # fmt: skip
+           trace: Trace, hist_layer: int, scratch: Scratch) -> tuple[torch.Tensor, HeavyLayout]:  # fmt: skip
     n = len(weights)
     vecs = list(update) if update is not None else []
-    shape = weights[0].shape
-    if all(w.shape == shape for w in weights):  # MLP blocks: one stack, one norm for weights and updates
+    try:  # MLP blocks share a shape: one stack and one norm for weights and updates
         stacked = scratch.stack("weights", [*weights, *vecs])
+    except RuntimeError:  # RNN: four shapes
+        parts = [torch.stack([*torch._foreach_norm([*weights, *vecs]), *torch._foreach_norm(weights, 1)])]
+    else:
         dims = tuple(range(1, stacked.dim()))
         parts = [torch.linalg.vector_norm(stacked, dim=dims), stacked[:n].abs_().sum(dim=dims)]
-    else:
-        parts = [torch.stack([*torch._foreach_norm([*weights, *vecs]), *torch._foreach_norm(weights, 1)])]
-    sat, sat_den, dead, dead_den, n_hidden, n_time = "nan", 1.0, "nan", 1.0, 0, 0
+    sat, sat_den, dead, dead_den = "nan", 1.0, "nan", 1.0
+    hidden = trace.hidden
     if kind == "mlp" and trace.acts:
         sat, dead = "zero", "zero"
         if activation in ("sigmoid", "tanh", "relu"):
@@ -145,92 +149,124 @@ def _heavy(kind: str, activation: str, weights: list[torch.Tensor], update: Sequ
             sat_den, dead_den = float(acts.shape[1] * acts.shape[2]), float(acts.shape[2])
             if activation == "sigmoid":
                 parts.append(acts.sub_(0.5).abs_().gt_(SIGMOID_SAT).sum(dim=(1, 2)))
-                sat = "layers"
+                sat = "sent"
             elif activation == "tanh":
                 parts.append(acts.abs_().gt_(TANH_SAT).sum(dim=(1, 2)))
-                sat = "layers"
+                sat = "sent"
             else:  # a unit is dead when its output is <= 0 for the whole batch
                 parts.append(acts.amax(dim=1).le_(0).sum(dim=1))
-                dead = "layers"
-        parts.append(_norms(scratch, "hidden_grad", [_grad(h) for h in trace.hidden]))  # h_0 .. h_L
-        n_hidden = len(trace.hidden)
-    elif trace.hidden:
-        hs = scratch.stack("hidden", trace.hidden)  # (T, B, H)
-        sat, sat_den = "rnn", float(hs.numel())
-        parts.append(hs.abs_().gt_(TANH_SAT).sum().reshape(1))
-        n_time = len(trace.hidden)
+                dead = "sent"
+        parts.append(_norms(scratch, "hidden_grad", [_grad(h) for h in hidden]))  # h_0 .. h_L
+        n_hidden, n_time = len(hidden), 0
+    else:
+        n_hidden, n_time = 0, len(hidden)
+        if hidden:
+            hs = scratch.stack("hidden", hidden)  # (T, B, H)
+            sat, sat_den = "rnn", float(hs.numel())
+            parts.append(hs.abs_().gt_(TANH_SAT).sum().reshape(1))
     g = weights[min(max(hist_layer, 0), n - 1)].grad
     if g is not None:  # log10 |g| (0 -> -inf -> clamped into the first bin)
         logs = g.abs().float().log10_().clamp_(HIST_LO, HIST_HI)
         parts.append(torch.histc(logs, bins=HIST_BINS, min=HIST_LO, max=HIST_HI))
     if n_time:
-        parts.append(_norms(scratch, "hidden_grad", [_grad(h) for h in trace.hidden]))
-    layout = HeavyLayout(
-        numel=np.array([w.numel() for w in weights], dtype=np.float64),
-        update_scale=update_scale if update is not None else None,
-        sat=sat,
-        sat_den=sat_den,
-        dead=dead,
-        dead_den=dead_den,
-        n_hidden=n_hidden,
-        hist=g is not None,
-        n_time=n_time,
-    )
+        parts.append(_norms(scratch, "hidden_grad", [_grad(h) for h in hidden]))
+    key = (kind, update is not None, sat, sat_den, dead, dead_den, n_hidden, g is not None, n_time)
+    layout = scratch.layouts.get(key)
+    if layout is None:
+        layout = scratch.layouts[key] = _layout(weights, key)
     return torch.cat(parts), layout
+
+
+def _layout(weights: list[torch.Tensor], key: tuple) -> HeavyLayout:
+    """The gather-divide plan for what _heavy sent (in this order): per-layer weight norms, [update norms],
+    sums of |w|, [saturated counts], [dead counts], [RNN saturated count], [hidden gradient norms h_0..h_L],
+    [histogram counts], [gradient norm per time step]."""
+    _, has_update, sat, sat_den, dead, dead_den, n_hidden, hist, n_time = key
+    n = len(weights)
+    at = 0
+
+    def block(k: int) -> int:
+        nonlocal at
+        at += k
+        return at - k
+
+    w_at = block(n)
+    u_at = block(n) if has_update else -1
+    abs_at = block(n)
+    sat_at = block(n) if sat == "sent" else -1
+    dead_at = block(n) if dead == "sent" else -1
+    rnn_at = block(1) if sat == "rnn" else -1
+    h_at = block(n_hidden)
+    c_at = block(HIST_BINS) if hist else -1
+    t_at = block(n_time)
+    one, zero, nan, numel_at = at, at + 1, at + 2, at + 3
+    sat_den_at, dead_den_at = numel_at + n, numel_at + n + 1
+    consts = np.array([1.0, 0.0, np.nan, *(w.numel() for w in weights), sat_den, dead_den])
+    num: list[int] = []
+    den: list[int] = []
+    floor: list[float] = []
+    fields: list[tuple[str, int, int]] = []
+
+    def field(name: str, nums: list[int], dens: list[int] | int = one, low: float = 0.0) -> None:
+        dens = dens if isinstance(dens, list) else [dens] * len(nums)
+        fields.append((name, len(num), len(num) + len(nums)))
+        num.extend(nums)
+        den.extend(dens)
+        floor.extend([low] * len(nums))
+
+    def per_layer(name: str, mode: str, start: int, den_at: int) -> None:
+        if mode == "sent":
+            field(name, [start + j for j in range(n)], den_at)
+        elif mode == "rnn":
+            field(name, [rnn_at if j == RNN_SAT_LAYER else nan for j in range(n)], den_at)
+        else:
+            field(name, [zero if mode == "zero" else nan] * n)
+
+    field("weight_norm", [w_at + j for j in range(n)])
+    if has_update:  # scale * ||dW|| / max(||W||, 1e-30)
+        field("update_ratio", [u_at + j for j in range(n)], [w_at + j for j in range(n)], 1e-30)
+    else:
+        field("update_ratio", [nan] * n)
+    field("weight_mean_abs", [abs_at + j for j in range(n)], [numel_at + j for j in range(n)])
+    per_layer("saturation", sat, sat_at, sat_den_at)
+    per_layer("dead", dead, dead_at, dead_den_at)
+    if n_hidden:  # gain_i = |g h_i| / |g h_i+1|, product_i = |g h_i| / |g h_L|
+        field("gain", [h_at + j for j in range(n_hidden - 1)], [h_at + j + 1 for j in range(n_hidden - 1)], 1e-38)
+        field("gain_product", [h_at + j for j in range(n_hidden - 1)], h_at + n_hidden - 1, 1e-38)
+    else:
+        field("gain", [nan] * n)
+        field("gain_product", [nan] * n)
+    field("hist_counts", [c_at + j for j in range(HIST_BINS)] if hist else [zero] * HIST_BINS)
+    field("time_grad_norm", [t_at + j for j in range(n_time)])
+    ratio = slice(*fields[1][1:]) if has_update else None
+    return HeavyLayout(at, consts, np.array(num), np.array(den), np.array(floor), np.ones(len(num)), ratio,
+                       tuple(fields))  # fmt: skip
 
 
 def _norms(scratch: Scratch, key: str, tensors: list[torch.Tensor]) -> torch.Tensor:
     """Norm of each tensor: stacked and reduced in one op when they share a shape."""
-    shape = tensors[0].shape
-    if all(t.shape == shape for t in tensors):
+    try:
         stacked = scratch.stack(key, tensors)
-        return torch.linalg.vector_norm(stacked, dim=tuple(range(1, stacked.dim())))
-    return torch.stack(torch._foreach_norm(tensors))
+    except RuntimeError:
+        return torch.stack(torch._foreach_norm(tensors))
+    return torch.linalg.vector_norm(stacked, dim=tuple(range(1, stacked.dim())))
 
 
 def _grad(h: torch.Tensor) -> torch.Tensor:
     return h.grad if h.grad is not None else torch.zeros_like(h)
 
 
-def unpack_heavy(flat: np.ndarray, layout: HeavyLayout) -> HeavyStats:
-    """Split the flat array from heavy_tensor into named per-layer arrays, finishing the divisions."""
-    f = flat.astype(np.float64)
-    n = len(layout.numel)
-    at = 0
+def unpack_heavy(flat: np.ndarray, layout: HeavyLayout, update_scale: float = 1.0) -> HeavyStats:
+    """Finish the statistics from the float64 array heavy_tensor sent: one gather-divide, sliced into fields.
 
-    def take(k: int) -> np.ndarray:
-        nonlocal at
-        at += k
-        return f[at - k : at]
-
-    nan = np.full(n, np.nan)
+    update_scale: ||W_new - W_old|| = update_scale * the update norm sent (e.g. the SGD learning rate).
+    """
+    ext = np.concatenate([flat, layout.consts])
+    if layout.ratio is not None:
+        layout.mult[layout.ratio] = 1.0 / update_scale
     with np.errstate(all="ignore"):
-        weight_norm = take(n)
-        if layout.update_scale is None:
-            ratio = nan.copy()
-        else:
-            ratio = take(n) * layout.update_scale / np.maximum(weight_norm, 1e-30)
-        mean_abs = take(n) / layout.numel
-        sat = _part(layout.sat, n, take, layout.sat_den)
-        dead = _part(layout.dead, n, take, layout.dead_den)
-        if layout.n_hidden:
-            hg = take(layout.n_hidden)
-            gain = hg[:-1] / np.maximum(hg[1:], 1e-38)
-            product = hg[:-1] / np.maximum(hg[-1], 1e-38)
-        else:
-            gain, product = nan.copy(), nan.copy()
-    counts = take(HIST_BINS) if layout.hist else np.zeros(HIST_BINS)
-    tgn = take(layout.n_time) if layout.n_time else None
-    return HeavyStats(weight_norm, ratio, mean_abs, sat, dead, gain, product, counts, tgn)
-
-
-def _part(mode: str, n: int, take: Callable[[int], np.ndarray], den: float) -> np.ndarray:
-    """Saturation or dead fraction per layer from what heavy_tensor sent."""
-    if mode == "layers":
-        return take(n) / den
-    if mode == "zero":
-        return np.zeros(n)
-    out = np.full(n, np.nan)
-    if mode == "rnn":
-        out[RNN_SAT_LAYER] = take(1)[0] / den
-    return out
+        out = ext[layout.num] / (np.maximum(ext[layout.den], layout.floor) * layout.mult)
+    stats = {name: out[a:b] for name, a, b in layout.fields}
+    if not len(stats["time_grad_norm"]):
+        stats["time_grad_norm"] = None
+    return HeavyStats(**stats)

@@ -71,6 +71,7 @@ class Trainer:
         self._pending_steps: list[int] = []
         self._heavy: torch.Tensor | None = None
         self._heavy_layout: telemetry.HeavyLayout | None = None
+        self._heavy_scale = 1.0
         self._heavy_step = 0
         self._scratch = telemetry.Scratch()  # big per-step stacks live here, reused (see telemetry)
         self._nan = torch.full((), float("nan"), device=self.device)
@@ -120,6 +121,8 @@ class Trainer:
         index = {id(p): i for i, p in enumerate(self._params)}
         self._layer_pos = self._grad_plan.pos[[index[id(w)] for w in self._weights]]
         self._plan_order = torch.from_numpy(np.argsort(self._grad_plan.pos)).to(self.device)
+        self._light_cols = np.concatenate([np.arange(4), 4 + self._layer_pos])
+        self._scratch.layouts.clear()
 
     def optimizer_params(self) -> list[nn.Parameter]:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -235,8 +238,9 @@ class Trainer:
             else:
                 update, scale = torch._foreach_sub([w.detach() for w in weights], before), 1.0
             self._heavy, self._heavy_layout = telemetry.heavy_tensor(
-                self.state.kind, self.state.activation, weights, update, scale, trace, self.hist_layer, self._scratch
+                self.state.kind, self.state.activation, weights, update, trace, self.hist_layer, self._scratch
             )
+            self._heavy_scale = scale
             self._heavy_step = self.step
 
     def collect(self) -> Published | None:
@@ -244,23 +248,19 @@ class Trainer:
         pending = self._pending
         if not pending:
             return None
-        width = pending[0].shape[0]
+        k, width = len(pending), pending[0].shape[0]
         parts = pending if self._heavy is None else [*pending, self._heavy]
         flat = (parts[0] if len(parts) == 1 else torch.cat(parts)).cpu().numpy()
-        rows = flat[: len(pending) * width].reshape(len(pending), width)
-        norms = rows[:, 4:]
-        light = np.empty((len(pending), 4 + len(self._layer_pos)))
-        light[:, :4] = rows[:, :4]
-        light[:, 4:] = norms[:, self._layer_pos]
-        total = light[:, 2]  # NaN where the device did not need it (no clipping): sum it here, in float32 as there
-        missing = np.isnan(total)
-        if missing.any():
-            with np.errstate(over="ignore", invalid="ignore"):
-                total[missing] = np.sqrt(np.square(norms[missing]).sum(axis=1, dtype=np.float32))
+        f64 = flat.astype(np.float64)
+        light = f64[: k * width].reshape(k, width)[:, self._light_cols]  # loss, acc, total, clipped, shown layers
+        # the total is NaN where the device did not need it (no clipping): sum it here, in float32 as there
+        norms = flat[: k * width].reshape(k, width)[:, 4:]
+        total = np.sqrt(np.einsum("ij,ij->i", norms, norms))
+        np.copyto(light[:, 2], total, where=np.isnan(light[:, 2]))
         heavy = None
         if self._heavy is not None:
             assert self._heavy_layout is not None
-            heavy = telemetry.unpack_heavy(flat[len(pending) * width :], self._heavy_layout)
+            heavy = telemetry.unpack_heavy(f64[k * width :], self._heavy_layout, self._heavy_scale)
         pub = Published(np.array(self._pending_steps), light, heavy, self._heavy_step)
         pending.clear()
         self._pending_steps.clear()
