@@ -117,14 +117,34 @@ class History:
         lr: float,
     ) -> None:
         """Add a publish worth of steps: light rows are (loss, acc, grad_total, clipped, grad_norm...);
-        the heavy per-layer arrays belong to `heavy_step`."""
-        for i, step in enumerate(steps):
-            row = light[i]
-            scalars = {"loss": row[0], "acc": row[1], "lr": lr, "grad_total": row[2], "clipped": row[3]}
-            layers = {"grad_norm": row[4:]}
-            if heavy is not None and step == heavy_step:
-                layers.update(heavy)
-            self.append(int(step), scalars, layers)
+        the heavy per-layer arrays belong to `heavy_step`. Same rows as append() per step, written directly
+        (the engine calls this at every publish, up to every step)."""
+        extra = [(LAYERWISE.index(k), v) for k, v in heavy.items() if k in LAYERWISE and v is not None] if heavy else []
+        with self._lock:
+            for i, step in enumerate(np.asarray(steps).tolist()):
+                keep = self._seen % self._stride == 0
+                self._seen += 1
+                if not keep:
+                    continue
+                if self._n == self.capacity:
+                    self._compact()
+                r = self._n
+                row = light[i]
+                self._steps[r] = step
+                self._scalars[r] = (row[0], row[1], lr, row[2], row[3])  # SCALARS order
+                lrow = self._layers[r]
+                lrow[:] = np.nan
+                k = min(len(row) - 4, self.max_layers)
+                lrow[0, :k] = row[4 : 4 + k]
+                n_layers = k
+                if extra and step == heavy_step:
+                    for j, values in extra:
+                        k = min(len(values), self.max_layers)
+                        lrow[j, :k] = values[:k]
+                        n_layers = max(n_layers, k)
+                self._n_layers = max(self._n_layers, n_layers)
+                self._n = r + 1
+                self.version += 1
 
     def _compact(self) -> None:
         half = self.capacity // 2

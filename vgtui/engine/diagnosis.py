@@ -77,6 +77,7 @@ class Diagnoser:
         self._active: dict[str, Verdict] = {}
         self._losses: deque[float] = deque(maxlen=window)
         self._first_mean_abs: np.ndarray | None = None
+        self._first_floor = np.zeros(0)  # max(first mean |w|, 1e-30), the shrink ratio's denominator
         self._seen = 0
 
     def reset(self) -> None:
@@ -129,14 +130,16 @@ class Diagnoser:
                 f"exploding: total gradient norm {_fmt(obs.grad_total)}",
                 REMEDIES_EXPLODE,
             )
-        sat = obs.saturation[np.isfinite(obs.saturation)] if len(obs.saturation) else obs.saturation
-        if obs.activation in ("sigmoid", "tanh") and obs.kind == "mlp" and len(sat) and sat.mean() > SATURATED:
-            out["saturated"] = Verdict(
-                "saturated",
-                "warn",
-                f"saturated: {sat.mean():.0%} of {obs.activation} units have a derivative below 0.01",
-                REMEDIES_SATURATED,
-            )
+        if obs.activation in ("sigmoid", "tanh") and obs.kind == "mlp" and len(obs.saturation):
+            sat = obs.saturation[np.isfinite(obs.saturation)]
+            sat_mean = sat.sum() / len(sat) if len(sat) else 0.0  # = sat.mean(), without its Python wrapper
+            if sat_mean > SATURATED:
+                out["saturated"] = Verdict(
+                    "saturated",
+                    "warn",
+                    f"saturated: {sat_mean:.0%} of {obs.activation} units have a derivative below 0.01",
+                    REMEDIES_SATURATED,
+                )
         if obs.activation == "relu" and obs.kind == "mlp" and len(obs.dead) and np.nanmean(obs.dead) > DEAD:
             worst = int(np.nanargmax(obs.dead))
             out["dead_relu"] = Verdict(
@@ -159,11 +162,12 @@ class Diagnoser:
                     REMEDIES_STAGNANT,
                 )
         mean_abs = obs.weight_mean_abs
-        if len(mean_abs) and np.all(np.isfinite(mean_abs)):
+        if len(mean_abs) and np.isfinite(mean_abs).all():
             if self._first_mean_abs is None or len(self._first_mean_abs) != len(mean_abs):
                 self._first_mean_abs = mean_abs.copy()
+                self._first_floor = np.maximum(self._first_mean_abs, 1e-30)
             else:
-                shrink = mean_abs / np.maximum(self._first_mean_abs, 1e-30)
+                shrink = mean_abs / self._first_floor
                 if shrink.min() < SHRINK:
                     worst = int(np.argmin(shrink))
                     out["shrinking"] = Verdict(

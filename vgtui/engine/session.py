@@ -99,6 +99,7 @@ class Session(ThreadedSession):
         self._status = "paused" if start_paused else "running"
         self._steps_left = 0  # single steps requested while paused
         self._events: list[Event] = []
+        self._events_tuple: tuple[Event, ...] | None = None  # Snapshot.events, rebuilt when an event comes
         self._new_events: list[Event] = []
         self._notices: list[Notice] = []
         self._notice_seq = 0
@@ -261,6 +262,7 @@ class Session(ThreadedSession):
     def _record(self, event: Event) -> None:
         self._events.append(event)
         del self._events[:-MAX_EVENTS]
+        self._events_tuple = None
         self._new_events.append(event)
 
     def _notify(self, level: str, text: str) -> None:
@@ -289,33 +291,31 @@ class Session(ThreadedSession):
     def _absorb(self, pub: Published) -> bool:
         """Store a batch of steps in the history and update the latest values and verdicts."""
         light = pub.light
-        n_layers = light.shape[1] - 4
-        self.history.add_rows(pub.steps, light, heavy_dict(pub), pub.heavy_step, self.trainer.state.lr)
-        last = light[-1]
-        self._last.update(
-            step=int(pub.steps[-1]),
-            loss=float(last[0]),
-            acc=float(last[1]),
-            grad_total=float(last[2]),
-            clipped=bool(last[3] > 0.5),
-            grad_norm=last[4:].copy(),
-        )
+        state = self.trainer.state
+        self.history.add_rows(pub.steps, light, heavy_dict(pub), pub.heavy_step, state.lr)
+        step = int(pub.steps[-1])
+        loss, acc, grad_total, clipped = light[-1, :4].tolist()
+        grad_norm = light[-1, 4:].copy()
+        last = self._last
+        last["step"], last["loss"], last["acc"], last["grad_total"] = step, loss, acc, grad_total
+        last["clipped"], last["grad_norm"] = clipped > 0.5, grad_norm
         if pub.heavy is not None:
-            self._last["heavy"] = pub.heavy
-            self._last["heavy_step"] = pub.heavy_step
-        self._update_rate(int(pub.steps[-1]))
-        diverged = not np.all(np.isfinite(light[:, 0])) or not np.all(np.isfinite(light[:, 2]))
+            last["heavy"] = pub.heavy
+            last["heavy_step"] = pub.heavy_step
+        self._update_rate(step)
+        # loss and total gradient norm of every row finite (float32 values: their float64 sum cannot overflow)
+        diverged = not math.isfinite(light[:, 0:3:2].sum())
         before = tuple(v.code for v in self._verdicts)
         if pub.heavy is not None or diverged:
-            heavy = self._last.get("heavy")
+            heavy = last.get("heavy")
             obs = Observation(
-                step=int(pub.steps[-1]),
-                kind=self.trainer.state.kind,
-                activation=self.trainer.state.activation,
-                loss=float(last[0]),
+                step=step,
+                kind=state.kind,
+                activation=state.activation,
+                loss=loss,
                 baseline_loss=self.trainer.data.baseline_loss,
-                grad_norm=last[4 : 4 + n_layers],
-                grad_total=float(last[2]),
+                grad_norm=grad_norm,
+                grad_total=grad_total,
                 saturation=heavy.saturation if heavy is not None else np.zeros(0),
                 dead=heavy.dead if heavy is not None else np.zeros(0),
                 weight_mean_abs=heavy.weight_mean_abs if heavy is not None else np.zeros(0),
@@ -326,7 +326,7 @@ class Session(ThreadedSession):
         if diverged and self._status in ("running", "paused", "done"):
             self._status = "diverged"
             self._steps_left = 0
-            self._notify("error", f"diverged at step {int(pub.steps[-1])}: loss is NaN/Inf; paused. "
+            self._notify("error", f"diverged at step {step}: loss is NaN/Inf; paused. "
                                   "Turn clipping on (c) or lower lr (-), then reset (r).")  # fmt: skip
             if self.max_steps is not None and not self._schedule:
                 self.done.set()
@@ -347,16 +347,19 @@ class Session(ThreadedSession):
 
     def _snapshot(self) -> Snapshot:
         t = self.trainer
-        names = tuple(t.layer_names())
+        names = t.names
         n = len(names)
-        nan = np.full(n, np.nan)
         last = self._last
         heavy = last.get("heavy")
         if heavy is not None and len(heavy.weight_norm) != n:
             heavy = None  # taken before a depth change
-        grad = last.get("grad_norm", nan)
-        if len(grad) != n:
-            grad = nan
+        grad = last.get("grad_norm")
+        if grad is None or len(grad) != n:
+            grad = np.full(n, np.nan)
+        if heavy is None:
+            nan = np.full(n, np.nan)
+        if self._events_tuple is None:
+            self._events_tuple = tuple(self._events)
         return Snapshot(
             step=t.step,
             status=self._status,
@@ -380,7 +383,7 @@ class Session(ThreadedSession):
             time_grad_norm=heavy.time_grad_norm if heavy else None,
             model=t.state,
             verdicts=self._verdicts,
-            events=tuple(self._events),
+            events=self._events_tuple,
             notices=tuple(self._notices),
             steps_per_sec=self._rate if self._status == "running" else 0.0,
             device=str(self.device),

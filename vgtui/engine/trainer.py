@@ -117,6 +117,7 @@ class Trainer:
         self.model.train()
         self._params = list(self.model.parameters())
         self._weights = self.model.layer_weights()
+        self.names = tuple(self.model.layer_names())
         self._grad_plan = telemetry.NormPlan([p.shape for p in self._params], "grad")
         index = {id(p): i for i, p in enumerate(self._params)}
         self._layer_pos = self._grad_plan.pos[[index[id(w)] for w in self._weights]]
