@@ -69,9 +69,7 @@ class Trainer:
         self.hist_layer = max(0, config.train.hist_layer - 1)
         self._pending: list[torch.Tensor] = []
         self._pending_steps: list[int] = []
-        self._heavy: torch.Tensor | None = None
-        self._heavy_layout: telemetry.HeavyLayout | None = None
-        self._heavy_scale = 1.0
+        self._heavies: list[tuple[int, torch.Tensor, telemetry.HeavyLayout, float]] = []  # row, stats, layout, scale
         self._heavy_step = 0
         self._scratch = telemetry.Scratch()  # big per-step stacks live here, reused (see telemetry)
         self._nan = torch.full((), float("nan"), device=self.device)
@@ -97,7 +95,7 @@ class Trainer:
         self._structure_changed()
         self._pending.clear()
         self._pending_steps.clear()
-        self._heavy = None
+        self._heavies.clear()
 
     def _new_optimizer(self, params: list[nn.Parameter]) -> Optimizer:
         t = self.config.train
@@ -206,7 +204,7 @@ class Trainer:
             acc = self._nan
         else:
             loss = F.cross_entropy(out, y)
-            acc = (out.detach().argmax(dim=1) == y).float().mean()
+            acc = (out.argmax(dim=1) == y).sum()  # correct predictions: divided by the batch size in collect
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params, weights = self._params, self._weights
@@ -230,43 +228,66 @@ class Trainer:
             before = torch._foreach_mul([w.detach() for w in weights], 1.0)
         opt.step()
         self.step += 1
-        self._pending.append(row)
-        self._pending_steps.append(self.step)
+        stats = None
         if heavy:
             assert trace is not None
             if before is None:
                 update, scale = opt.update_vectors(weights)
             else:
                 update, scale = torch._foreach_sub([w.detach() for w in weights], before), 1.0
-            self._heavy, self._heavy_layout = telemetry.heavy_tensor(
+            tensor, layout = telemetry.heavy_tensor(
                 self.state.kind, self.state.activation, weights, update, trace, self.hist_layer, self._scratch
             )
-            self._heavy_scale = scale
+            stats = (len(self._pending), tensor, layout, scale)
+        self._pending.append(row)  # only once the whole step went through
+        self._pending_steps.append(self.step)
+        if stats is not None:
+            self._heavies.append(stats)
             self._heavy_step = self.step
 
-    def collect(self) -> Published | None:
-        """Move everything since the last collect to the host in one transfer."""
-        pending = self._pending
+    @property
+    def pending(self) -> int:
+        """Steps whose numbers wait on the device for the next collect."""
+        return len(self._pending)
+
+    def collect_all(self) -> list[Published]:
+        """Everything since the last collect, moved to the host in one transfer: one Published per heavy step
+        (with the rows since the previous one), then one for the rows after the last heavy step."""
+        pending, heavies = self._pending, self._heavies
         if not pending:
-            return None
+            return []
         k, width = len(pending), pending[0].shape[0]
-        parts = pending if self._heavy is None else [*pending, self._heavy]
+        parts = [*pending, *(h[1] for h in heavies)]
         flat = (parts[0] if len(parts) == 1 else torch.cat(parts)).cpu().numpy()
         f64 = flat.astype(np.float64)
         light = f64[: k * width].reshape(k, width)[:, self._light_cols]  # loss, acc, total, clipped, shown layers
+        light[:, 1] /= self.config.train.batch_size
         # the total is NaN where the device did not need it (no clipping): sum it here, in float32 as there
         norms = flat[: k * width].reshape(k, width)[:, 4:]
         total = np.sqrt(np.einsum("ij,ij->i", norms, norms))
         np.copyto(light[:, 2], total, where=np.isnan(light[:, 2]))
-        heavy = None
-        if self._heavy is not None:
-            assert self._heavy_layout is not None
-            heavy = telemetry.unpack_heavy(f64[k * width :], self._heavy_layout, self._heavy_scale)
-        pub = Published(np.array(self._pending_steps), light, heavy, self._heavy_step)
+        steps = np.array(self._pending_steps)
+        out, start, at = [], 0, k * width
+        for row, tensor, layout, scale in heavies:
+            size = tensor.shape[0]
+            stats = telemetry.unpack_heavy(f64[at : at + size], layout, scale)
+            out.append(Published(steps[start : row + 1], light[start : row + 1], stats, int(steps[row])))
+            start, at = row + 1, at + size
+        if start < k:
+            out.append(Published(steps[start:], light[start:], None, self._heavy_step))
         pending.clear()
         self._pending_steps.clear()
-        self._heavy = None
-        return pub
+        heavies.clear()
+        return out
+
+    def collect(self) -> Published | None:
+        """collect_all() as one Published: every row, and the statistics of the last heavy step among them."""
+        pubs = self.collect_all()
+        if len(pubs) < 2:
+            return pubs[0] if pubs else None
+        heavy = [p for p in pubs if p.heavy is not None]
+        steps, light = np.concatenate([p.steps for p in pubs]), np.concatenate([p.light for p in pubs])
+        return Published(steps, light, heavy[-1].heavy if heavy else None, self._heavy_step)
 
     def layer_names(self) -> list[str]:
         return self.model.layer_names()
