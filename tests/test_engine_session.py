@@ -176,3 +176,46 @@ def test_device_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="no CUDA GPU"):
         pick_device("cuda")
+
+
+def test_history_add_rows_writes_what_append_writes():
+    rng = np.random.default_rng(0)
+    fast, slow = History(capacity=8, max_layers=4), History(capacity=8, max_layers=4)
+    step = 0
+    for batch in range(12):
+        n = int(rng.integers(1, 4))
+        steps = np.arange(step + 1, step + n + 1)
+        step += n
+        light = rng.random((n, 4 + 5))
+        heavy = {"weight_norm": rng.random(5), "gain": rng.random(5)} if batch % 3 else None
+        fast.add_rows(steps, light, heavy, int(steps[-1]), 0.1)
+        for i, s in enumerate(steps):
+            row = light[i]
+            layers = {"grad_norm": row[4:], **(heavy if heavy is not None and s == steps[-1] else {})}
+            scalars = {"loss": row[0], "acc": row[1], "lr": 0.1, "grad_total": row[2], "clipped": row[3]}
+            slow.append(int(s), scalars, layers)
+    a, b = fast.view(), slow.view()
+    assert fast.stride == slow.stride > 1 and len(a) == len(b) and a.n_layers == b.n_layers == 4
+    np.testing.assert_array_equal(a.steps, b.steps)
+    for name in (*a.scalars, *a.layers):
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_fast_heavy_steps_published_together_still_reach_history_and_subscriber_one_by_one():
+    records = []
+    steps = 120
+    s = Session(preset("deep-sigmoid", *SMALL[:2], "train.log_every=1"), device="cpu", max_steps=steps,
+                on_publish=records.append)  # fmt: skip
+    s.start()
+    assert s.done.wait(60)
+    s.stop()
+    published = [r for r in records if r.published is not None]
+    assert len(published) == steps  # one record per heavy step, each with its own snapshot
+    assert [r.snapshot.step for r in published] == list(range(1, steps + 1))
+    assert [r.snapshot.stats_step for r in published] == list(range(1, steps + 1))
+    assert all(r.published.heavy_step == r.snapshot.step for r in published)
+    assert [r.snapshot.status for r in published[:-1]] == ["running"] * (steps - 1)
+    assert published[-1].snapshot.status == "done" and s.latest().step == steps
+    view = s.history.view()
+    np.testing.assert_array_equal(view.steps, np.arange(1, steps + 1))
+    assert np.isfinite(view.layers["weight_norm"]).all()  # every step's heavy statistics

@@ -57,8 +57,11 @@ class SGD(Optimizer):
         if self.momentum == 0:
             vecs = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         else:
-            state = self.state
-            vecs = [state[p]["momentum_buffer"] if p in state else torch.zeros_like(p) for p in params]
+            states = map(self.state.get, params)  # one hash per tensor (Tensor.__hash__ is Python-level)
+            vecs = [
+                s["momentum_buffer"] if s is not None else torch.zeros_like(p)
+                for s, p in zip(states, params, strict=True)
+            ]
         return vecs, self.lr
 
     @torch.no_grad()
@@ -70,15 +73,16 @@ class SGD(Optimizer):
         if self.momentum == 0:
             torch._foreach_add_(params, grads, alpha=-self.lr)
             return
-        old = [p for p in params if p in self.state]
-        for p in params:
-            if p not in self.state:
-                self.state[p] = {"momentum_buffer": p.grad.detach().clone()}
+        states = list(map(self.state.get, params))  # one dict lookup per tensor: Tensor.__hash__ is Python-level
+        old = [(s["momentum_buffer"], g) for s, g in zip(states, grads, strict=True) if s is not None]
+        for i, s in enumerate(states):
+            if s is None:
+                states[i] = self.state[params[i]] = {"momentum_buffer": grads[i].detach().clone()}
         if old:
-            bufs = [self.state[p]["momentum_buffer"] for p in old]
+            bufs = [b for b, _ in old]
             torch._foreach_mul_(bufs, self.momentum)
-            torch._foreach_add_(bufs, [p.grad for p in old])
-        torch._foreach_add_(params, [self.state[p]["momentum_buffer"] for p in params], alpha=-self.lr)
+            torch._foreach_add_(bufs, [g for _, g in old])
+        torch._foreach_add_(params, [s["momentum_buffer"] for s in states], alpha=-self.lr)
 
 
 class Adam(Optimizer):
@@ -96,11 +100,13 @@ class Adam(Optimizer):
         if not params:
             return
         b1, b2 = self.betas
-        for p in params:
-            if p not in self.state:
-                self.state[p] = {"step": 0, "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
-            self.state[p]["step"] += 1
-        states = [self.state[p] for p in params]
+        states = list(map(self.state.get, params))  # one dict lookup per tensor: Tensor.__hash__ is Python-level
+        for i, s in enumerate(states):
+            if s is None:
+                p = params[i]
+                s = states[i] = self.state[p] = {"step": 0, "exp_avg": torch.zeros_like(p),
+                                                 "exp_avg_sq": torch.zeros_like(p)}  # fmt: skip
+            s["step"] += 1
         grads = [p.grad for p in params]
         m = [s["exp_avg"] for s in states]
         v = [s["exp_avg_sq"] for s in states]

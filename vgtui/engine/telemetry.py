@@ -261,12 +261,23 @@ def unpack_heavy(flat: np.ndarray, layout: HeavyLayout, update_scale: float = 1.
 
     update_scale: ||W_new - W_old|| = update_scale * the update norm sent (e.g. the SGD learning rate).
     """
-    ext = np.concatenate([flat, layout.consts])
+    return unpack_heavy_rows(flat.reshape(1, -1), layout, update_scale)[0]
+
+
+def unpack_heavy_rows(flat: np.ndarray, layout: HeavyLayout, update_scale: float = 1.0) -> list[HeavyStats]:
+    """unpack_heavy() for several steps at once: `flat` is (steps, layout.sent), all sent with this layout."""
+    ext = np.empty((len(flat), layout.sent + len(layout.consts)))
+    ext[:, : layout.sent] = flat
+    ext[:, layout.sent :] = layout.consts
     if layout.ratio is not None:
         layout.mult[layout.ratio] = 1.0 / update_scale
     with np.errstate(all="ignore"):
-        out = ext[layout.num] / (np.maximum(ext[layout.den], layout.floor) * layout.mult)
-    stats = {name: out[a:b] for name, a, b in layout.fields}
-    if not len(stats["time_grad_norm"]):
-        stats["time_grad_norm"] = None
-    return HeavyStats(**stats)
+        out = ext[:, layout.num] / (np.maximum(ext[:, layout.den], layout.floor) * layout.mult)
+    fields = layout.fields
+    rows = []
+    for values in out:
+        stats = {name: values[a:b] for name, a, b in fields}
+        if not len(stats["time_grad_norm"]):
+            stats["time_grad_norm"] = None
+        rows.append(HeavyStats(**stats))
+    return rows

@@ -267,12 +267,19 @@ class Trainer:
         total = np.sqrt(np.einsum("ij,ij->i", norms, norms))
         np.copyto(light[:, 2], total, where=np.isnan(light[:, 2]))
         steps = np.array(self._pending_steps)
-        out, start, at = [], 0, k * width
-        for row, tensor, layout, scale in heavies:
-            size = tensor.shape[0]
-            stats = telemetry.unpack_heavy(f64[at : at + size], layout, scale)
-            out.append(Published(steps[start : row + 1], light[start : row + 1], stats, int(steps[row])))
-            start, at = row + 1, at + size
+        stats: list[telemetry.HeavyStats] = []
+        at, i = k * width, 0
+        while i < len(heavies):  # runs of heavy steps sent alike: one gather-divide each
+            _, tensor, layout, scale = heavies[i]
+            j, size = i + 1, tensor.shape[0]
+            while j < len(heavies) and heavies[j][2] is layout and heavies[j][3] == scale:
+                j += 1
+            stats += telemetry.unpack_heavy_rows(f64[at : at + (j - i) * size].reshape(j - i, size), layout, scale)
+            at, i = at + (j - i) * size, j
+        out, start = [], 0
+        for (row, *_), heavy in zip(heavies, stats, strict=True):
+            out.append(Published(steps[start : row + 1], light[start : row + 1], heavy, int(steps[row])))
+            start = row + 1
         if start < k:
             out.append(Published(steps[start:], light[start:], None, self._heavy_step))
         pending.clear()
