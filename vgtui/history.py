@@ -24,6 +24,7 @@ LAYERWISE = (
     "gain_product",
 )
 MAX_LAYERS = 64
+_ROW = {name: j for j, name in enumerate(LAYERWISE)}
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class History:
         """Add a publish worth of steps: light rows are (loss, acc, grad_total, clipped, grad_norm...);
         the heavy per-layer arrays belong to `heavy_step`. Same rows as append() per step, written directly
         (the engine calls this at every publish, up to every step)."""
-        extra = [(LAYERWISE.index(k), v) for k, v in heavy.items() if k in LAYERWISE and v is not None] if heavy else []
+        extra = [(_ROW[k], v) for k, v in heavy.items() if k in _ROW and v is not None] if heavy else []
         with self._lock:
             for i, step in enumerate(np.asarray(steps).tolist()):
                 keep = self._seen % self._stride == 0

@@ -156,7 +156,8 @@ def _heavy(kind: str, activation: str, weights: list[torch.Tensor], update: Sequ
             else:  # a unit is dead when its output is <= 0 for the whole batch
                 parts.append(acts.amax(dim=1).le_(0).sum(dim=1))
                 dead = "sent"
-        parts.append(_norms(scratch, "hidden_grad", [_grad(h) for h in hidden]))  # h_0 .. h_L
+        grads = [h.grad if h.grad is not None else torch.zeros_like(h) for h in hidden]
+        parts.append(_norms(scratch, "hidden_grad", grads))  # h_0 .. h_L
         n_hidden, n_time = len(hidden), 0
     else:
         n_hidden, n_time = 0, len(hidden)
@@ -169,7 +170,9 @@ def _heavy(kind: str, activation: str, weights: list[torch.Tensor], update: Sequ
         logs = g.abs().float().log10_().clamp_(HIST_LO, HIST_HI)
         parts.append(torch.histc(logs, bins=HIST_BINS, min=HIST_LO, max=HIST_HI))
     if n_time:
-        parts.append(_norms(scratch, "hidden_grad", [_grad(h) for h in hidden]))
+        parts.append(
+            _norms(scratch, "hidden_grad", [h.grad if h.grad is not None else torch.zeros_like(h) for h in hidden])
+        )
     key = (kind, update is not None, sat, sat_den, dead, dead_den, n_hidden, g is not None, n_time)
     layout = scratch.layouts.get(key)
     if layout is None:
@@ -250,10 +253,6 @@ def _norms(scratch: Scratch, key: str, tensors: list[torch.Tensor]) -> torch.Ten
     except RuntimeError:
         return torch.stack(torch._foreach_norm(tensors))
     return torch.linalg.vector_norm(stacked, dim=tuple(range(1, stacked.dim())))
-
-
-def _grad(h: torch.Tensor) -> torch.Tensor:
-    return h.grad if h.grad is not None else torch.zeros_like(h)
 
 
 def unpack_heavy(flat: np.ndarray, layout: HeavyLayout, update_scale: float = 1.0) -> HeavyStats:
