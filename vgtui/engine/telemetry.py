@@ -45,9 +45,6 @@ class Scratch:
                                                        device=first.device))  # fmt: skip
         return torch.stack(tensors, out=held[1])
 
-    def nbytes(self) -> int:
-        return sum(buf.numel() * buf.element_size() for _, buf in self._bufs.values())
-
 
 class NormPlan:
     """L2 norms of a list of tensors with fixed shapes, in a few ops.
@@ -133,13 +130,12 @@ def _heavy(kind: str, activation: str, weights: list[torch.Tensor], update: Sequ
            trace: Trace, hist_layer: int, scratch: Scratch) -> tuple[torch.Tensor, HeavyLayout]:  # fmt: skip
     n = len(weights)
     vecs = list(update) if update is not None else []
-    try:  # MLP blocks share a shape: one stack and one norm for weights and updates
+    if kind == "mlp":  # the blocks share a shape: one stack and one norm for weights and updates
         stacked = scratch.stack("weights", [*weights, *vecs])
-    except RuntimeError:  # RNN: four shapes
-        parts = [torch.stack([*torch._foreach_norm([*weights, *vecs]), *torch._foreach_norm(weights, 1)])]
-    else:
         dims = tuple(range(1, stacked.dim()))
         parts = [torch.linalg.vector_norm(stacked, dim=dims), stacked[:n].abs_().sum(dim=dims)]
+    else:  # RNN: four weights of three shapes
+        parts = [torch.stack([*torch._foreach_norm([*weights, *vecs]), *torch._foreach_norm(weights, 1)])]
     sat, sat_den, dead, dead_den = "nan", 1.0, "nan", 1.0
     hidden = trace.hidden
     if kind == "mlp" and trace.acts:
