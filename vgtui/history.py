@@ -3,6 +3,11 @@
 Every step appends one row. When the buffer is full, every other row is dropped and the
 stride doubles, so the whole run stays visible at a coarser resolution and memory never
 grows past `capacity` rows.
+
+The per-layer statistics other than the gradient norm arrive only every `log_every` steps. So that
+decimation cannot drop them all (at a stride of 2 every heavy step can fall on a dropped row), a
+dropped row's statistics move to the kept row beside it, and a decimated view takes them from the
+last row that has them within each sampled stretch.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ LAYERWISE = (
 )
 MAX_LAYERS = 64
 _ROW = {name: j for j, name in enumerate(LAYERWISE)}
+STATS = slice(1, None)  # the LAYERWISE rows measured every log_every steps (all but grad_norm)
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,8 @@ class History:
         self._steps = np.zeros(capacity, dtype=np.int64)
         self._scalars = np.full((capacity, len(SCALARS)), np.nan, dtype=np.float32)
         self._layers = np.full((capacity, len(LAYERWISE), max_layers), np.nan, dtype=np.float32)
+        self._has_stats = np.zeros(capacity, dtype=bool)
+        self._carry: np.ndarray | None = None  # the statistics of a row the stride skipped
         self._n = 0
         self._stride = 1
         self._seen = 0
@@ -74,6 +82,7 @@ class History:
             self._stride = 1
             self._seen = 0
             self._n_layers = 0
+            self._carry = None
             self.version += 1
 
     def append(
@@ -83,31 +92,20 @@ class History:
         layers: dict[str, np.ndarray] | None = None,
     ) -> None:
         """Add one step. Layerwise arrays may be shorter than max_layers (extra layers are cut)."""
+        given = [(_ROW[name], v) for name, v in (layers or {}).items() if name in _ROW and v is not None]
         with self._lock:
-            keep = self._seen % self._stride == 0
-            self._seen += 1
-            if not keep:
+            r = self._slot()
+            if r is None:
+                self._skip([(j, v) for j, v in given if j])
                 return
-            if self._n == self.capacity:
-                self._compact()
-            i = self._n
-            self._steps[i] = step
-            row = self._scalars[i]
+            self._steps[r] = step
+            row = self._scalars[r]
             row[:] = np.nan
             for j, name in enumerate(SCALARS):
                 if name in scalars:
                     row[j] = scalars[name]
-            lrow = self._layers[i]
-            lrow[:] = np.nan
-            if layers:
-                for j, name in enumerate(LAYERWISE):
-                    values = layers.get(name)
-                    if values is not None:
-                        k = min(len(values), self.max_layers)
-                        lrow[j, :k] = values[:k]
-                        self._n_layers = max(self._n_layers, k)
-            self._n = i + 1
-            self.version += 1
+            self._layers[r] = np.nan
+            self._write(r, given)
 
     def add_rows(
         self,
@@ -123,35 +121,57 @@ class History:
         extra = [(_ROW[k], v) for k, v in heavy.items() if k in _ROW and v is not None] if heavy else []
         with self._lock:
             for i, step in enumerate(np.asarray(steps).tolist()):
-                keep = self._seen % self._stride == 0
-                self._seen += 1
-                if not keep:
+                stats = extra if extra and step == heavy_step else []
+                r = self._slot()
+                if r is None:
+                    self._skip(stats)
                     continue
-                if self._n == self.capacity:
-                    self._compact()
-                r = self._n
                 row = light[i]
                 self._steps[r] = step
                 self._scalars[r] = (row[0], row[1], lr, row[2], row[3])  # SCALARS order
-                lrow = self._layers[r]
-                lrow[:] = np.nan
-                k = min(len(row) - 4, self.max_layers)
-                lrow[0, :k] = row[4 : 4 + k]
-                n_layers = k
-                if extra and step == heavy_step:
-                    for j, values in extra:
-                        k = min(len(values), self.max_layers)
-                        lrow[j, :k] = values[:k]
-                        n_layers = max(n_layers, k)
-                self._n_layers = max(self._n_layers, n_layers)
-                self._n = r + 1
-                self.version += 1
+                self._layers[r] = np.nan
+                self._write(r, [(0, row[4:]), *stats])
+
+    def _slot(self) -> int | None:
+        """The row for the next step, or None where the stride skips it (compacting first when full)."""
+        keep = self._seen % self._stride == 0
+        self._seen += 1
+        if not keep:
+            return None
+        if self._n == self.capacity:
+            self._compact()
+        return self._n
+
+    def _skip(self, stats: list[tuple[int, np.ndarray]]) -> None:
+        """A skipped step: keep its statistics for the next kept row."""
+        if stats:
+            carry = np.full((len(LAYERWISE), self.max_layers), np.nan, dtype=np.float32)
+            self._n_layers = max(self._n_layers, _fill(carry, stats, self.max_layers))
+            self._carry = carry
+
+    def _write(self, r: int, values: list[tuple[int, np.ndarray]]) -> None:
+        """Fill row r's layerwise values (already NaN) and make it visible."""
+        lrow = self._layers[r]
+        self._n_layers = max(self._n_layers, _fill(lrow, values, self.max_layers))
+        has = any(j for j, _ in values)
+        if not has and self._carry is not None:
+            lrow[STATS] = self._carry[STATS]
+            has = True
+        self._carry = None
+        self._has_stats[r] = has
+        self._n = r + 1
+        self.version += 1
 
     def _compact(self) -> None:
         half = self.capacity // 2
+        move = ~self._has_stats[0::2] & self._has_stats[1::2]  # a dropped row's statistics go to its kept twin
+        kept = self._layers[0::2]
+        kept[move, STATS] = self._layers[1::2][move, STATS]
+        self._has_stats[0::2] |= move
         self._steps[:half] = self._steps[0::2]
         self._scalars[:half] = self._scalars[0::2]
-        self._layers[:half] = self._layers[0::2]
+        self._layers[:half] = kept
+        self._has_stats[:half] = self._has_stats[0::2]
         self._n = half
         self._stride *= 2
         self._seen = 0
@@ -165,10 +185,27 @@ class History:
             if max_points is not None and len(idx) > max_points > 0:
                 idx = idx[np.linspace(0, len(idx) - 1, max_points).round().astype(int)]
             nl = self._n_layers
+            # the statistics of each sampled row: its own, else the last row that has them since the previous sample
+            has = np.flatnonzero(self._has_stats[start:n]) + start
+            last = has[np.searchsorted(has, idx, side="right") - 1] if len(has) else idx
+            prev = np.r_[start - 1, idx[:-1]]
+            sidx = np.where((last > prev) & (last <= idx), last, idx) if len(idx) else idx
             steps = self._steps[idx].copy()
             scalars = {name: self._scalars[idx, j].astype(np.float64) for j, name in enumerate(SCALARS)}
-            layers = {name: self._layers[idx, j, :nl].astype(np.float64) for j, name in enumerate(LAYERWISE)}
+            layers = {
+                name: self._layers[sidx if j else idx, j, :nl].astype(np.float64) for j, name in enumerate(LAYERWISE)
+            }
         return HistoryView(steps=steps, scalars=scalars, layers=layers, n_layers=nl)
 
     def nbytes(self) -> int:
-        return self._steps.nbytes + self._scalars.nbytes + self._layers.nbytes
+        return self._steps.nbytes + self._scalars.nbytes + self._layers.nbytes + self._has_stats.nbytes
+
+
+def _fill(block: np.ndarray, values: list[tuple[int, np.ndarray]], max_layers: int) -> int:
+    """Write (LAYERWISE index, per-layer values) into a (len(LAYERWISE), max_layers) block; the most layers written."""
+    most = 0
+    for j, v in values:
+        k = min(len(v), max_layers)
+        block[j, :k] = v[:k]
+        most = max(most, k)
+    return most
