@@ -28,7 +28,8 @@ _STOP = "stop"
 
 def _child_main(config: RunConfig, device: str, options: dict[str, Any], commands: Any, conn: Any) -> None:
     """Entry point of the child: run a Session and forward every publish to the parent."""
-    from vgtui.engine.session import PublishRecord, Session, heavy_dict
+    from vgtui.engine.latest import heavy_dict
+    from vgtui.engine.session import PublishRecord, Session
 
     def forward(record: PublishRecord) -> None:
         pub = record.published

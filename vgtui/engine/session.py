@@ -31,7 +31,8 @@ from vgtui.contract import (
     Verdict,
 )
 from vgtui.engine.diagnosis import Diagnoser, Observation
-from vgtui.engine.telemetry import HIST_BINS, HIST_EDGES
+from vgtui.engine.latest import Latest, heavy_dict
+from vgtui.engine.telemetry import HIST_EDGES
 from vgtui.engine.toggles import ToggleError
 from vgtui.engine.trainer import Published, Trainer, pick_device
 from vgtui.history import History
@@ -47,22 +48,6 @@ MAX_NOTICES = 20
 # the dashboard polls (4 Hz). The price: a divergence is seen up to 20 ms later (at log_every=10, up to 9 steps).
 PUBLISH_INTERVAL_S = 0.02
 MAX_PENDING_STEPS = 1024
-
-
-def heavy_dict(pub: Published) -> dict[str, np.ndarray] | None:
-    """The per-layer heavy statistics of a publish as plain arrays (what History stores)."""
-    h = pub.heavy
-    if h is None:
-        return None
-    return {
-        "weight_norm": h.weight_norm,
-        "update_ratio": h.update_ratio,
-        "weight_mean_abs": h.weight_mean_abs,
-        "saturation": h.saturation,
-        "dead": h.dead,
-        "gain": h.gain,
-        "gain_product": h.gain_product,
-    }
 
 
 @dataclass(frozen=True)
@@ -113,9 +98,7 @@ class Session(ThreadedSession):
         self._error: str | None = None
         self._diagnoser = Diagnoser()
         self._verdicts: tuple[Verdict, ...] = ()
-        self._last: dict = {}
-        self._rate = 0.0
-        self._rate_mark: tuple[float, int] | None = None
+        self._last = Latest()
         self._published_at = 0.0  # perf_counter() of the last publish
         self.trainer = Trainer(config, self.device)
         self._writer: RunLogWriter | None = None
@@ -300,7 +283,7 @@ class Session(ThreadedSession):
     def _emit(self, pub: Published | None, changed: bool, step: int, latest: bool = True) -> None:
         snap = self._snapshot(step)
         if not latest and snap.status == "done":  # only the last step of the run is done
-            snap = replace(snap, status="running", steps_per_sec=self._rate)
+            snap = replace(snap, status="running", steps_per_sec=self._last.rate)
         if latest:
             self._latest = snap
         if self._on_publish is not None:
@@ -315,29 +298,22 @@ class Session(ThreadedSession):
         light = pub.light
         state = self.trainer.state
         self.history.add_rows(pub.steps, light, heavy_dict(pub), pub.heavy_step, state.lr)
-        step = int(pub.steps[-1])
-        loss, acc, grad_total, clipped = light[-1, :4].tolist()
-        grad_norm = light[-1, 4:].copy()
         last = self._last
-        last["step"], last["loss"], last["acc"], last["grad_total"] = step, loss, acc, grad_total
-        last["clipped"], last["grad_norm"] = clipped > 0.5, grad_norm
-        if pub.heavy is not None:
-            last["heavy"] = pub.heavy
-            last["heavy_step"] = pub.heavy_step
-        self._update_rate(step)
+        last.absorb(pub)
+        last.update_rate(self._status == "running")
         # loss and total gradient norm of every row finite (float32 values: their float64 sum cannot overflow)
         diverged = not math.isfinite(light[:, 0:3:2].sum())
         before = tuple(v.code for v in self._verdicts)
         if pub.heavy is not None or diverged:
-            heavy = last.get("heavy")
+            heavy = last.heavy
             obs = Observation(
-                step=step,
+                step=last.step,
                 kind=state.kind,
                 activation=state.activation,
-                loss=loss,
+                loss=last.loss,
                 baseline_loss=self.trainer.data.baseline_loss,
-                grad_norm=grad_norm,
-                grad_total=grad_total,
+                grad_norm=last.grad_norm,
+                grad_total=last.grad_total,
                 saturation=heavy.saturation if heavy is not None else np.zeros(0),
                 dead=heavy.dead if heavy is not None else np.zeros(0),
                 weight_mean_abs=heavy.weight_mean_abs if heavy is not None else np.zeros(0),
@@ -348,70 +324,32 @@ class Session(ThreadedSession):
         if diverged and self._status in ("running", "paused", "done"):
             self._status = "diverged"
             self._steps_left = 0
-            self._notify("error", f"diverged at step {step}: loss is NaN/Inf; paused. "
+            self._notify("error", f"diverged at step {last.step}: loss is NaN/Inf; paused. "
                                   "Turn clipping on (c) or lower lr (-), then reset (r).")  # fmt: skip
             if self.max_steps is not None and not self._schedule:
                 self.done.set()
         return tuple(v.code for v in self._verdicts) != before
 
-    def _update_rate(self, step: int) -> None:
-        now = time.perf_counter()
-        if self._rate_mark is not None:
-            t0, s0 = self._rate_mark
-            if now - t0 >= 0.5:
-                inst = (step - s0) / (now - t0)
-                self._rate = inst if self._rate == 0 else 0.5 * self._rate + 0.5 * inst
-                self._rate_mark = (now, step)
-        else:
-            self._rate_mark = (now, step)
-        if self._status != "running":
-            self._rate_mark = None
-
     def _snapshot(self, step: int) -> Snapshot:
         t = self.trainer
-        names = t.names
-        n = len(names)
-        last = self._last
-        heavy = last.get("heavy")
-        if heavy is not None and len(heavy.weight_norm) != n:
-            heavy = None  # taken before a depth change
-        grad = last.get("grad_norm")
-        if grad is None or len(grad) != n:
-            grad = np.full(n, np.nan)
-        if heavy is None:
-            nan = np.full(n, np.nan)
         if self._events_tuple is None:
             self._events_tuple = tuple(self._events)
         return Snapshot(
             step=step,
             status=self._status,
-            loss=last.get("loss", math.nan),
-            acc=last.get("acc", math.nan),
             lr=t.state.lr,
-            grad_total=last.get("grad_total", math.nan),
-            clipped=last.get("clipped", False),
-            layer_names=names,
-            grad_norm=grad,
-            weight_norm=heavy.weight_norm if heavy else nan,
-            update_ratio=heavy.update_ratio if heavy else nan,
-            weight_mean_abs=heavy.weight_mean_abs if heavy else nan,
-            saturation=heavy.saturation if heavy else nan,
-            dead=heavy.dead if heavy else nan,
-            gain=heavy.gain if heavy else nan,
-            gain_product=heavy.gain_product if heavy else nan,
+            layer_names=t.names,
+            **self._last.snapshot_fields(len(t.names)),
             hist_layer=t.hist_layer,
             hist_edges=HIST_EDGES,
-            hist_counts=heavy.hist_counts if heavy else np.zeros(HIST_BINS),
-            time_grad_norm=heavy.time_grad_norm if heavy else None,
             model=t.state,
             verdicts=self._verdicts,
             events=self._events_tuple,
             notices=tuple(self._notices),
-            steps_per_sec=self._rate if self._status == "running" else 0.0,
+            steps_per_sec=self._last.rate if self._status == "running" else 0.0,
             device=str(self.device),
             preset=self.config.name,
             title=self.config.title,
             error=self._error,
-            stats_step=last.get("heavy_step", 0),
             extra={"baseline_loss": t.data.baseline_loss},
         )
