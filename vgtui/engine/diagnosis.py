@@ -76,8 +76,7 @@ class Diagnoser:
         self._misses: dict[str, int] = {}
         self._active: dict[str, Verdict] = {}
         self._losses: deque[float] = deque(maxlen=window)
-        self._first_mean_abs: np.ndarray | None = None
-        self._first_floor = np.zeros(0)  # max(first mean |w|, 1e-30), the shrink ratio's denominator
+        self._first_floor: np.ndarray | None = None  # max(first mean |w|, 1e-30): the shrink ratio's denominator
         self._seen = 0
 
     def reset(self) -> None:
@@ -163,9 +162,8 @@ class Diagnoser:
                 )
         mean_abs = obs.weight_mean_abs
         if len(mean_abs) and np.isfinite(mean_abs).all():
-            if self._first_mean_abs is None or len(self._first_mean_abs) != len(mean_abs):
-                self._first_mean_abs = mean_abs.copy()
-                self._first_floor = np.maximum(self._first_mean_abs, 1e-30)
+            if self._first_floor is None or len(self._first_floor) != len(mean_abs):
+                self._first_floor = np.maximum(mean_abs, 1e-30)
             else:
                 shrink = mean_abs / self._first_floor
                 if shrink.min() < SHRINK:

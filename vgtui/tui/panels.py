@@ -115,7 +115,7 @@ Cell = str | tuple[str, str]  # text, or (text, style)
 
 
 class ChainTable:
-    """A borderless table of right-aligned columns with a title and a caption, rendered to one Text.
+    """The table both chain-rule views use: a title, borderless right-aligned columns, a caption.
 
     Why not rich.table.Table: measuring and laying out a Table cost ~8 ms per redraw of this panel,
     a third of a whole dashboard frame; these cells are short strings, so padding them is enough.
@@ -147,11 +147,6 @@ class ChainTable:
         return Group(table, Text(self.caption, style="dim"))
 
 
-def chain_table(title: str, caption: str, columns: tuple[str, ...]) -> ChainTable:
-    """The borderless, right-aligned table both chain-rule views use."""
-    return ChainTable(title, caption, columns)
-
-
 def product_style(product: float) -> str:
     """Red once less than a millionth of the gradient is left (or it underflowed), yellow below a hundredth."""
     if np.isnan(product):
@@ -164,7 +159,7 @@ def product_style(product: float) -> str:
 def why_time_renderable(tgn: np.ndarray, max_rows: int) -> ChainTable:
     """RNN: the chain rule through time. Each step back multiplies ‖∂L/∂h_t‖ by its gain; the product is
     what reaches step t from the last step."""
-    table = chain_table(
+    table = ChainTable(
         "why: the chain rule through time, last step → first",
         "each step back multiplies the gradient by the recurrent gain; the product is what is left",
         ("step", "‖∂L/∂h_t‖", "gain", "→ product"),
@@ -195,7 +190,7 @@ def why_renderable(snap: Snapshot, selected: int, max_rows: int) -> ChainTable:
     if snap.time_grad_norm is not None:
         return why_time_renderable(snap.time_grad_norm, max_rows)
     n = len(snap.gain)
-    table = chain_table(
+    table = ChainTable(
         "why: the chain rule, output → input",
         "each layer multiplies the gradient by its gain; the product is what reaches it",
         ("layer", "‖g‖", "sat", "dead", "gain", "→ product"),
