@@ -37,7 +37,7 @@ def test_vanishing_needs_three_publishes_and_names_the_ratio_and_remedies():
     d.update(obs(20))
     verdicts = d.update(obs(30))
     v = next(v for v in verdicts if v.code == "vanishing")
-    assert v.text == "vanishing: layer 1 receives 1e-08 of layer 3's gradient"
+    assert v.text == "vanishing: layer 1's weight gradient is 1e-08 of layer 3's"
     assert any("ReLU" in r for r in v.remedies) and any("BatchNorm" in r for r in v.remedies)
 
 
@@ -75,3 +75,13 @@ def test_stagnant_loss_and_shrinking_weights():
     for s in range(25):
         verdicts = d.update(obs(s, grad=(1, 1, 1), loss=0.69, weight_mean_abs=np.full(3, 0.1 * 0.9**s)))
     assert {"stagnant", "shrinking"} <= codes(verdicts)
+
+
+def test_exploding_is_read_off_the_chain_rule_and_shown_at_once():
+    """The weight-gradient ratio can stay level while the backward signal grows 100x: the chain product says so."""
+    d = Diagnoser()
+    verdicts = d.update(obs(1, grad=(1, 1, 1), gain_product=np.array([150.0, 12.0, 1.0])))
+    v = next(v for v in verdicts if v.code == "exploding")
+    assert "150x" in v.text and "clipping" in v.remedies[0]
+    tanh = Diagnoser(on_after=1).update(obs(1, activation="tanh"))
+    assert "Xavier" in next(v for v in tanh if v.code == "vanishing").remedies[0]

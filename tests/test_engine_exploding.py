@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from helpers import preset, train
+from helpers import preset
 
 from vgtui.contract import Reset, Toggle
 from vgtui.engine.session import Session
-from vgtui.engine.trainer import Trainer
 
 
 def wait_for(predicate, timeout=30.0):
@@ -44,8 +43,23 @@ def test_exploding_diverges_pauses_and_recovers_in_the_same_session():
     assert not session.alive
 
 
-def test_exploding_trains_with_clipping():
-    trainer = Trainer(preset("exploding", "train.clip=1.0"))
-    out = train(trainer, 400)
-    assert np.all(np.isfinite(out["loss"]))
-    assert out["loss"][-20:].mean() < 0.3
+def test_the_explosion_is_seen_before_the_nan_and_stays_on_screen_after_it():
+    """An 'exploding' verdict is published for a step whose loss is still finite; once diverged, the snapshot
+    keeps the last finite per-layer gradients and chain rule (and says from which step they are)."""
+    seen: list[tuple[int, str, tuple[str, ...], float]] = []
+
+    def on_publish(rec):
+        s = rec.snapshot
+        seen.append((s.step, s.status, tuple(v.code for v in s.verdicts), s.loss))
+
+    session = Session(preset("exploding"), device="cpu", max_steps=50, on_publish=on_publish).start()
+    try:
+        assert session.done.wait(30)
+        snap = session.latest()
+    finally:
+        session.stop()
+    assert snap.status == "diverged"
+    assert any("exploding" in codes and np.isfinite(loss) for _, _, codes, loss in seen), seen
+    assert {"diverged", "exploding"} <= {v.code for v in snap.verdicts}
+    assert np.isfinite(snap.grad_norm).all() and snap.grad_step < snap.step
+    assert snap.stats_step < snap.step and snap.gain_product[0] > 30

@@ -36,6 +36,22 @@ def test_diverged_run_recovers_with_clipping_and_reset_in_the_same_run(tmp_path:
     assert "done at step 300" in capsys.readouterr().out
 
 
+def test_a_diverged_run_that_nothing_can_resume_ends_at_once_with_exit_1(tmp_path: Path):
+    """A scheduled toggle after a divergence, but no reset: nothing can resume the run, so it ends (it used to hang
+    forever), exit 1, with one line that says so and what to try, as --toggle options."""
+    cmd = [sys.executable, "-m", "vgtui.cli", "run", "exploding", "--steps", "200", "--toggle", "150:activation=leaky_relu",
+           "--quiet", "--out", str(tmp_path / "d.jsonl")]  # fmt: skip
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("vgtui: the run diverged"))
+    assert "--toggle" in line and "clip=1.0" in line and "reset" in line
+    events = [r["name"] for r in read_runlog(tmp_path / "d.jsonl") if r["type"] == "event"]
+    assert events == ["activation"]
+
+
 def test_worker_fault_exits_nonzero_with_the_message(monkeypatch, tmp_path: Path, capsys):
     original = Trainer.train_step
     calls = {"n": 0}

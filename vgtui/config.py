@@ -224,6 +224,13 @@ def from_dict(doc: dict[str, Any], source: str, name: str = "custom") -> RunConf
         source=source,
     )
     check_consistency(cfg)
+    from vgtui.engine.toggles import ToggleError, parse_remedy  # no torch; imported late (it imports this module)
+
+    for remedy in cfg.suggest:
+        try:
+            parse_remedy(remedy)
+        except ToggleError as exc:
+            raise ConfigError(f"{source}: suggest: {exc}") from None
     return cfg
 
 

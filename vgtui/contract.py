@@ -181,6 +181,7 @@ class Snapshot:
     title: str
     error: str | None = None
     stats_step: int = 0  # step at which the heavy statistics (saturation, gains, histogram) were taken
+    grad_step: int = 0  # step at which grad_norm was measured: the last finite one once a run has diverged
     extra: dict = field(default_factory=dict)
 
     @property

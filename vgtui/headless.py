@@ -10,8 +10,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from vgtui.config import RunConfig
-from vgtui.contract import Command, Snapshot
+from vgtui.contract import Command, Snapshot, Toggle
 from vgtui.engine.session import Session
+from vgtui.engine.toggles import parse_remedy
 from vgtui.runlog import Recorder, RunLogWriter, meta_record
 
 
@@ -64,8 +65,22 @@ def run_headless(
         print(f"vgtui: error: {last.error}", file=sys.stderr)
         code = 1
     if last is not None:
-        _summary(console if code else Console(), config, recorder.first, last, out)
+        _summary(console if code or last.status == "diverged" else Console(), config, recorder.first, last, out)
+    if last is not None and last.status == "diverged" and code == 0:
+        at = next((e.step for e in reversed(last.events) if e.name == "reset"), 0)
+        print(f"vgtui: the run diverged (loss NaN/Inf) by step {last.step} and nothing scheduled could resume it; "
+              f"try {_toggles(config, at)}", file=sys.stderr)  # fmt: skip
+        code = 1
     return code
+
+
+def _toggles(config: RunConfig, step: int) -> str:
+    """The preset's first suggested remedy (or clipping) as --toggle options from `step`, reset included."""
+    remedy = config.suggest[0] if config.suggest else "clip=1.0 + reset"
+    parts = [f"{c.name}={c.value}" if isinstance(c, Toggle) else "reset" for c in parse_remedy(remedy)]
+    if "reset" not in parts:
+        parts.append("reset")
+    return " ".join(f"--toggle {step}:{p}" for p in parts)
 
 
 def _fmt(x: float) -> str:
@@ -95,7 +110,7 @@ def _summary(console: Console, config: RunConfig, first: Snapshot | None, last: 
             f"  [{'red' if v.severity == 'bad' else 'yellow' if v.severity == 'warn' else 'green'}]{v.text}[/]"
         )
         if v.remedies:
-            console.print(f"    try: {'; '.join(v.remedies)}")
+            console.print(f"    remedies (dashboard keys in brackets): {'; '.join(v.remedies)}")
     if out:
         console.print(f"run log: {out}")
 

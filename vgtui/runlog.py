@@ -60,6 +60,8 @@ def step_record(snap: Snapshot) -> dict[str, Any]:
     }
     if snap.time_grad_norm is not None:
         rec["time_grad_norm"] = snap.time_grad_norm
+    if snap.grad_step and snap.grad_step != snap.step:  # a diverged step: grad_norm is the last finite one
+        rec["grad_step"] = snap.grad_step
     return _clean(rec)
 
 

@@ -13,22 +13,25 @@ from vgtui.contract import Verdict
 VANISH_RATIO = 1e-3  # first/last gradient ratio below this = vanishing
 EXPLODE_RATIO = 1e3
 EXPLODE_TOTAL = 1e3
+EXPLODE_CHAIN = 1e2  # ||dL/dh_0|| / ||dL/dh_L||: the backward signal grew this much from the output to layer 1
+IMMEDIATE = ("diverged", "exploding")  # shown at the first publish that shows them: a few steps may be all there is
 SATURATED = 0.5
 DEAD = 0.3
 STAGNANT_REL = 0.01
 SHRINK = 0.25
 
 REMEDIES_MLP_VANISH = (
-    "ReLU / Leaky ReLU (a) with He init (i)",
+    "Leaky ReLU (a) together with He init (i)",
     "BatchNorm (b)",
     "residual skips (s)",
     "fewer layers ([)",
 )
-REMEDIES_RNN_VANISH = ("LSTM or GRU cell (l)", "gradient clipping (c) keeps them stable")
-REMEDIES_EXPLODE = ("gradient clipping (c)", "lower learning rate (-)", "Xavier / He init (i)")
-REMEDIES_DIVERGED = ("clipping on (c) or lower learning rate (-)", "then reset (r)")
-REMEDIES_SATURATED = ("ReLU / Leaky ReLU (a)", "Xavier init (i)", "BatchNorm (b)")
-REMEDIES_DEAD = ("Leaky ReLU (a)", "lower learning rate (-)", "He init (i)")
+REMEDIES_TANH_VANISH = ("Xavier init (i)", *REMEDIES_MLP_VANISH)
+REMEDIES_RNN_VANISH = ("LSTM or GRU cell (l)",)
+REMEDIES_EXPLODE = ("gradient clipping (c), then reset (r)",)
+REMEDIES_DIVERGED = ("gradient clipping on (c)", "then reset (r): fresh weights from the seed")
+REMEDIES_SATURATED = ("ReLU / Leaky ReLU (a)", "BatchNorm (b)")
+REMEDIES_DEAD = ("lower learning rate (-), then reset (r): dead units do not come back", "Leaky ReLU (a)")
 REMEDIES_STAGNANT = (
     "see the gradient chart: fix what starves layer 1",
     "raise learning rate (+) if gradients are healthy",
@@ -52,6 +55,7 @@ class Observation:
     weight_mean_abs: np.ndarray
     time_grad_norm: np.ndarray | None
     diverged: bool
+    gain_product: np.ndarray | None = None  # ||dL/dh_i|| / ||dL/dh_L|| per layer (MLP), the chain rule's product
 
 
 def _fmt(x: float) -> str:
@@ -90,7 +94,7 @@ class Diagnoser:
                 "diverged",
                 "bad",
                 f"diverged: the loss became NaN/Inf by step {obs.step}; training paused. "
-                "Turn clipping on or lower the learning rate, then reset.",
+                "Turn gradient clipping on, then reset.",
                 REMEDIES_DIVERGED,
             )
             return out
@@ -112,16 +116,25 @@ class Diagnoser:
                 out["vanishing"] = Verdict(
                     "vanishing",
                     "bad",
-                    f"vanishing: layer 1 receives {_fmt(ratio)} of layer {len(g)}'s gradient",
-                    REMEDIES_MLP_VANISH,
+                    f"vanishing: layer 1's weight gradient is {_fmt(ratio)} of layer {len(g)}'s",
+                    REMEDIES_TANH_VANISH if obs.activation == "tanh" else REMEDIES_MLP_VANISH,
                 )
             elif ratio > EXPLODE_RATIO:
                 out["exploding"] = Verdict(
                     "exploding",
                     "bad",
-                    f"exploding: layer 1 receives {_fmt(ratio)}x layer {len(g)}'s gradient",
+                    f"exploding: layer 1's weight gradient is {_fmt(ratio)}x layer {len(g)}'s",
                     REMEDIES_EXPLODE,
                 )
+        chain = obs.gain_product
+        if "exploding" not in out and chain is not None and len(chain) and chain[0] > EXPLODE_CHAIN:
+            out["exploding"] = Verdict(
+                "exploding",
+                "bad",
+                f"exploding: on the way back the gradient grows {_fmt(float(chain[0]))}x from the output to layer 1 "
+                "(‖∂L/∂h‖, the chain-rule product)",
+                REMEDIES_EXPLODE,
+            )
         if obs.grad_total > EXPLODE_TOTAL and "exploding" not in out:
             out["exploding"] = Verdict(
                 "exploding",
@@ -144,7 +157,7 @@ class Diagnoser:
             out["dead_relu"] = Verdict(
                 "dead_relu",
                 "bad",
-                f"dead ReLUs: {np.nanmean(obs.dead):.0%} of units output 0 for every input "
+                f"dead ReLUs: {np.nanmean(obs.dead):.0%} of units output 0 for every input of the batch "
                 f"(layer {worst + 1}: {obs.dead[worst]:.0%}); they get no gradient",
                 REMEDIES_DEAD,
             )
@@ -185,7 +198,7 @@ class Diagnoser:
             if code in raw:
                 self._hits[code] = self._hits.get(code, 0) + 1
                 self._misses[code] = 0
-                if code == "diverged" or self._hits[code] >= self.on_after or code in self._active:
+                if code in IMMEDIATE or self._hits[code] >= self.on_after or code in self._active:
                     self._active[code] = raw[code]  # refresh the text with current numbers
             else:
                 self._hits[code] = 0

@@ -40,6 +40,7 @@ class Latest:
         self.grad_total = math.nan
         self.clipped = False
         self.grad_norm: np.ndarray | None = None
+        self.grad_step = 0  # the step grad_norm was measured at (earlier than `step` only after a divergence)
         self.heavy: HeavyStats | None = None
         self.heavy_step = 0
         self.rate = 0.0
@@ -50,9 +51,23 @@ class Latest:
         self.step = int(pub.steps[-1])
         self.loss, self.acc, self.grad_total, clipped = pub.light[-1, :4].tolist()
         self.clipped = clipped > 0.5
-        self.grad_norm = pub.light[-1, 4:].copy()
-        if pub.heavy is not None:
-            self.heavy, self.heavy_step = pub.heavy, pub.heavy_step
+        # per-layer numbers: the newest finite ones, so that a diverged run keeps showing the explosion that led
+        # to it (its last finite gradients and chain rule) rather than a screen of NaN
+        grads = pub.light[:, 4:]
+        finite = np.isfinite(grads).all(axis=1)
+        if finite[-1] or self.grad_norm is None or len(self.grad_norm) != grads.shape[1]:
+            self.grad_norm, self.grad_step = grads[-1].copy(), self.step
+        elif finite.any():
+            row = np.flatnonzero(finite)[-1]
+            self.grad_norm, self.grad_step = grads[row].copy(), int(pub.steps[row])
+        h = pub.heavy  # taken at the last row's step: kept only while that step's loss and gradients are finite
+        if h is not None and (
+            self.heavy is None
+            or len(h.weight_norm) != len(self.heavy.weight_norm)
+            or np.isfinite(pub.light[-1, :3:2]).all()
+            and finite[-1]
+        ):
+            self.heavy, self.heavy_step = h, pub.heavy_step
 
     def update_rate(self, running: bool) -> None:
         """Steps/s since the last mark, smoothed; the measurement restarts after a pause."""
@@ -90,4 +105,5 @@ class Latest:
             "hist_counts": heavy.hist_counts if heavy else np.zeros(HIST_BINS),
             "time_grad_norm": heavy.time_grad_norm if heavy else None,
             "stats_step": self.heavy_step,
+            "grad_step": self.grad_step if grad is not None else self.step,
         }

@@ -130,6 +130,8 @@ class Session(ThreadedSession):
         while not self._stop.is_set():
             self._drain()
             self._apply_schedule()
+            if self._status in ("diverged", "error") and self.max_steps is not None and not self._schedule:
+                self.done.set()  # a headless run that nothing left in its schedule can resume: it ends here
             if not self._should_step():
                 self._wait_for_command()
                 continue
@@ -319,13 +321,14 @@ class Session(ThreadedSession):
                 weight_mean_abs=heavy.weight_mean_abs if heavy is not None else np.zeros(0),
                 time_grad_norm=heavy.time_grad_norm if heavy is not None else None,
                 diverged=diverged,
+                gain_product=heavy.gain_product if heavy is not None else None,
             )
             self._verdicts = self._diagnoser.update(obs)
         if diverged and self._status in ("running", "paused", "done"):
             self._status = "diverged"
             self._steps_left = 0
             self._notify("error", f"diverged at step {last.step}: loss is NaN/Inf; paused. "
-                                  "Turn clipping on (c) or lower lr (-), then reset (r).")  # fmt: skip
+                                  "Turn gradient clipping on (c), then reset (r).")  # fmt: skip
             if self.max_steps is not None and not self._schedule:
                 self.done.set()
         return tuple(v.code for v in self._verdicts) != before

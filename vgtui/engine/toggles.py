@@ -37,6 +37,15 @@ def parse_scheduled(text: str) -> tuple[int, Command]:
     return int(step), parse_toggle(rest)
 
 
+def parse_remedy(text: str) -> list[Command]:
+    """A preset's suggested remedy, 'lr=0.01 + reset' -> [Toggle('lr', '0.01'), Reset()]: toggles and resets
+    joined by '+', applied in order (as the keys would be pressed)."""
+    parts = [p.strip() for p in text.split("+")]
+    if not all(parts):
+        raise ToggleError(f"remedy {text!r}: expected toggles joined by '+', e.g. activation=leaky_relu + init=he")
+    return [Reset() if p == "reset" else parse_toggle(p) for p in parts]
+
+
 def normalize(toggle: Toggle, kind: str | None = None) -> object:
     """Check a toggle and return its typed value; raise ToggleError with what is allowed.
 
