@@ -39,8 +39,8 @@ def test_diverged_run_recovers_with_clipping_and_reset_in_the_same_run(tmp_path:
 def test_a_diverged_run_that_nothing_can_resume_ends_at_once_with_exit_1(tmp_path: Path):
     """A scheduled toggle after a divergence, but no reset: nothing can resume the run, so it ends (it used to hang
     forever), exit 1, with one line that says so and what to try, as --toggle options."""
-    cmd = [sys.executable, "-m", "vgtui.cli", "run", "exploding", "--steps", "200", "--toggle", "150:activation=leaky_relu",
-           "--quiet", "--out", str(tmp_path / "d.jsonl")]  # fmt: skip
+    cmd = [sys.executable, "-m", "vgtui.cli", "run", "exploding", "--steps", "200",
+           "--toggle", "150:activation=leaky_relu", "--quiet", "--out", str(tmp_path / "d.jsonl")]  # fmt: skip
     t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert time.monotonic() - t0 < 30

@@ -194,6 +194,9 @@ class Diagnoser:
         """Feed one observation; returns the verdicts now in force (most severe first)."""
         raw = self.raw(obs)
         self._seen += 1
+        if obs.diverged:  # NaN steps say nothing about the other verdicts: keep the ones that led here
+            self._active["diverged"] = raw["diverged"]
+            return self.verdicts()
         for code in set(self._hits) | set(raw) | set(self._active):
             if code in raw:
                 self._hits[code] = self._hits.get(code, 0) + 1
@@ -209,7 +212,7 @@ class Diagnoser:
 
     def verdicts(self) -> tuple[Verdict, ...]:
         order = {"bad": 0, "warn": 1, "ok": 2}
-        active = sorted(self._active.values(), key=lambda v: order[v.severity])
+        active = sorted(self._active.values(), key=lambda v: (order[v.severity], v.code != "diverged"))
         if not active and self._seen < self.on_after:
             return (Verdict("watching", "ok", "watching the first steps..."),)
         if not active:

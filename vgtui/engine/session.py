@@ -281,6 +281,8 @@ class Session(ThreadedSession):
                 self._emit(pub, changed, self.trainer.step)
             elif self._on_publish is not None:  # an earlier heavy step: its own snapshot, for the subscriber
                 self._emit(pub, changed, int(pub.steps[-1]), latest=False)
+        if self._status == "diverged" and self.max_steps is not None and not self._schedule:
+            self.done.set()  # after the snapshot that says so is the latest: a headless run ends here
 
     def _emit(self, pub: Published | None, changed: bool, step: int, latest: bool = True) -> None:
         snap = self._snapshot(step)
@@ -329,8 +331,6 @@ class Session(ThreadedSession):
             self._steps_left = 0
             self._notify("error", f"diverged at step {last.step}: loss is NaN/Inf; paused. "
                                   "Turn gradient clipping on (c), then reset (r).")  # fmt: skip
-            if self.max_steps is not None and not self._schedule:
-                self.done.set()
         return tuple(v.code for v in self._verdicts) != before
 
     def _snapshot(self, step: int) -> Snapshot:
