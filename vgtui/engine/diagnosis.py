@@ -195,7 +195,7 @@ class Diagnoser:
         raw = self.raw(obs)
         self._seen += 1
         if obs.diverged:  # NaN steps say nothing about the other verdicts: keep the ones that led here
-            self._active["diverged"] = raw["diverged"]
+            self._active.setdefault("diverged", raw["diverged"])  # it names the step it was first seen at
             return self.verdicts()
         for code in set(self._hits) | set(raw) | set(self._active):
             if code in raw:

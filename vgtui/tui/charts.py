@@ -159,7 +159,9 @@ class GradBarsChart(Chart):
     def replot(self, frame: Frame) -> None:
         s = frame.snap
         n = len(s.grad_norm)
-        self.begin(f"gradient norm per layer, now (log) · step {s.step:,}")
+        at = s.grad_step if 0 < s.grad_step < s.step else s.step  # a diverged run: its last finite gradients
+        when = f"(log) · step {at:,} · the last finite" if at != s.step else f"now (log) · step {at:,}"
+        self.begin(f"gradient norm per layer, {when}")
         if n == 0:
             return self.show_waiting("gradient norm per layer")
         y = log10_safe(s.grad_norm)
