@@ -171,7 +171,7 @@ class ReplaySession(ThreadedSession):
             status = "done" if r.get("status") in (None, "done", "running") else r.get("status", "done")
         elif r.get("status") in ("diverged", "error"):
             status = r["status"]
-        tgn = r.get("time_grad_norm")
+        tgn, tcgn = r.get("time_grad_norm"), r.get("time_cell_grad_norm")
 
         def layer(key: str) -> np.ndarray:
             values = _arr(r.get(key))
@@ -192,6 +192,8 @@ class ReplaySession(ThreadedSession):
             weight_mean_abs=layer("weight_mean_abs"),
             saturation=layer("saturation"),
             dead=layer("dead"),
+            negative=layer("negative"),  # logs before these keys: NaN (unknown)
+            slope=layer("slope"),
             gain=layer("gain"),
             gain_product=layer("gain_product"),
             hist_layer=max(0, int(r.get("hist_layer") or 1) - 1),
@@ -208,6 +210,7 @@ class ReplaySession(ThreadedSession):
             title=self.config.title,
             error=None,
             stats_step=int(r.get("stats_step") or 0),
+            time_cell_grad_norm=_arr(tcgn) if tcgn else None,
         )
 
 
