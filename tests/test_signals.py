@@ -155,8 +155,9 @@ def test_a_log_from_before_these_signals_still_replays(tmp_path: Path):
                  "--out", str(new), "--quiet"]) == 0  # fmt: skip
     lines = []
     for record in read_runlog(new):
-        if record["type"] == "step":  # as vgtui 0.1 wrote it: no slope, no negative
+        if record["type"] == "step":  # as vgtui 0.1 wrote it: no slope, no negative, 0 for dead sigmoid units
             del record["slope"], record["negative"]
+            record["dead"] = [0.0] * len(record["grad_norm"])
         lines.append(json.dumps(record))
     old.write_text("\n".join(lines) + "\n")
     replay = ReplaySession(old)
@@ -164,6 +165,7 @@ def test_a_log_from_before_these_signals_still_replays(tmp_path: Path):
     replay.handle(Seek(100))
     snap = replay.latest()
     assert snap.step == 20 and len(snap.slope) == 6 and np.isnan(snap.slope).all() and np.isnan(snap.negative).all()
+    assert np.isnan(snap.dead).all()  # the 0 it wrote for sigmoid meant "not measured"
     assert np.isfinite(snap.saturation).all() and snap.time_cell_grad_norm is None
     view = replay.history.view()
     assert np.isnan(view["slope"]).all() and np.isfinite(view["saturation"][-1]).all()
