@@ -264,3 +264,21 @@ def test_other_cells_have_no_cell_state_gradient(cell):
     toggle(trainer, f"cell={cell}")
     trainer.train_step()
     assert trainer.collect().heavy.time_cell_grad_norm is None
+
+
+# --------------------------------------------------------------------------- `vgtui run` summary
+
+
+def test_run_summary_says_what_each_ratio_divides(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # one line per row
+    small = ["--set", "model.depth=4", "--set", "model.width=16", "--steps", "10", "--quiet"]
+    assert main(["run", "deep-sigmoid", *small]) == 0
+    mlp = capsys.readouterr().out
+    assert "weight-grad ratio layer 1 / last layer" in mlp and "ratio step 1" not in mlp
+    rnn = ["--set", "data.seq_len=8", "--steps", "10", "--quiet"]
+    assert main(["run", "rnn-long", *rnn]) == 0
+    vanilla = capsys.readouterr().out
+    assert "‖∂L/∂h‖ ratio step 1 / last step" in vanilla and "weight-grad ratio input proj / head" in vanilla
+    assert "‖∂L/∂c‖" not in vanilla and "layer 1 / last layer" not in vanilla
+    assert main(["run", "rnn-long", *rnn, "--set", "model.cell=lstm"]) == 0
+    assert "‖∂L/∂c‖ ratio step 1 / last step" in capsys.readouterr().out
