@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
 from vgtui.config import RunConfig, apply_sets
+from vgtui.engine import trainer as trainer_module
+from vgtui.engine.models import Trace
 from vgtui.engine.toggles import parse_toggle
 from vgtui.engine.trainer import Trainer
 from vgtui.presets import resolve
@@ -44,3 +48,25 @@ def geomean(x: np.ndarray) -> float:
     x = np.abs(np.asarray(x, dtype=float))
     x = x[np.isfinite(x) & (x > 0)]
     return float(np.exp(np.log(x).mean()))
+
+
+def traced_step(trainer: Trainer, monkeypatch) -> Trace:
+    """One step, keeping the Trace the trainer recorded (hidden states with their gradients, activations)."""
+    traces = []
+
+    def capture() -> Trace:
+        traces.append(Trace())
+        return traces[-1]
+
+    monkeypatch.setattr(trainer_module, "Trace", capture)
+    trainer.train_step()
+    return traces[-1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Autouse where imported: the Trainer on one intra-op thread, as the engine's worker runs it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

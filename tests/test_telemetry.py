@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import preset, toggle
+from helpers import one_thread, preset, toggle, traced_step  # noqa: F401 - one_thread: autouse
 
-from vgtui.engine import trainer as trainer_module
-from vgtui.engine.models import Trace
 from vgtui.engine.telemetry import HIST_BINS, HIST_HI, HIST_LO, SIGMOID_SAT, TANH_SAT
 from vgtui.engine.trainer import Trainer
 
@@ -34,15 +32,11 @@ def test_weight_norms_update_ratio_and_saturation():
     heavy = trainer.collect().heavy
     after = trainer.model.layer_weights()
     np.testing.assert_allclose(heavy.weight_norm, [w.norm().item() for w in after], rtol=1e-5)
-    # The update applied is lr * momentum buffer; where it is large enough to survive float32 rounding it
-    # equals the measured weight change, and where it is not (early layers, ~1e-18) it is still reported.
-    lr = trainer.optimizer.lr
-    intended = [lr * trainer.optimizer.state[w]["momentum_buffer"].norm().item() / w.norm().item() for w in after]
-    np.testing.assert_allclose(heavy.update_ratio, intended, rtol=1e-4)
-    measured = np.array([(a - b).norm().item() / a.norm().item() for a, b in zip(after, before, strict=True)])
-    big = measured > 1e-5
-    assert big.sum() >= 2
-    np.testing.assert_allclose(heavy.update_ratio[big], measured[big], rtol=1e-2)
+    # the change float32 really made (not lr * the momentum buffer: early layers get ~1e-18 of their weights,
+    # far below float32 resolution, and do not move at all)
+    measured = np.array([(a - b).norm().item() / b.norm().item() for a, b in zip(after, before, strict=True)])
+    np.testing.assert_allclose(heavy.update_ratio, measured, rtol=1e-6)
+    assert (heavy.update_ratio == 0).sum() >= 2 and (heavy.update_ratio > 0).sum() >= 2
     np.testing.assert_allclose(heavy.weight_mean_abs, [w.abs().mean().item() for w in after], rtol=1e-5)
     assert np.all((heavy.saturation >= 0) & (heavy.saturation <= 1))
     assert heavy.hist_counts.sum() == trainer.model.layer_weights()[0].numel()
@@ -67,7 +61,7 @@ def test_dead_relu_fraction_counts_units_silent_for_the_whole_batch():
     trainer.train_step()
     heavy = trainer.collect().heavy
     assert heavy.dead[2] >= 16 / 64
-    assert np.all(heavy.saturation == 0)
+    assert np.isnan(heavy.saturation).all() and np.isnan(heavy.negative).all()  # undefined for ReLU: NaN, not 0
 
 
 def test_one_host_transfer_per_publish(monkeypatch):
@@ -91,19 +85,6 @@ def test_one_host_transfer_per_publish(monkeypatch):
 # --------------------------------------------------------------------------- the fused statistics, independently
 
 
-def traced_step(trainer: Trainer, monkeypatch) -> Trace:
-    """One step, keeping the Trace the trainer recorded (hidden states with their gradients, activations)."""
-    traces = []
-
-    def capture() -> Trace:
-        traces.append(Trace())
-        return traces[-1]
-
-    monkeypatch.setattr(trainer_module, "Trace", capture)
-    trainer.train_step()
-    return traces[-1]
-
-
 @pytest.mark.parametrize(
     "toggles",
     [(), ("activation=tanh",), ("activation=relu",), ("activation=leaky_relu", "batchnorm=on"), ("skip=on",)],
@@ -117,16 +98,18 @@ def test_mlp_statistics_match_a_direct_computation(toggles, monkeypatch):
     heavy = trainer.collect().heavy
     acts = torch.stack([a.detach() for a in trace.acts])
     activation = trainer.state.activation
+    nan = torch.full((len(acts),), float("nan"))
     if activation == "sigmoid":
         sat = ((acts - 0.5).abs() > SIGMOID_SAT).float().mean(dim=(1, 2))
     elif activation == "tanh":
         sat = (acts.abs() > TANH_SAT).float().mean(dim=(1, 2))
     else:
-        sat = torch.zeros(len(acts))
-    dead = (acts <= 0).all(dim=1).float().mean(dim=1) if activation == "relu" else torch.zeros(len(acts))
+        sat = nan
+    silent = (acts <= 0).all(dim=1).float().mean(dim=1)
     hg = np.array([h.grad.norm().item() for h in trace.hidden])
     np.testing.assert_allclose(heavy.saturation, sat.numpy(), rtol=1e-6, atol=0)
-    np.testing.assert_allclose(heavy.dead, dead.numpy(), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(heavy.dead, (silent if activation == "relu" else nan).numpy(), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(heavy.negative, (silent if activation == "leaky_relu" else nan).numpy(), rtol=1e-6)
     np.testing.assert_allclose(heavy.gain, hg[:-1] / np.maximum(hg[1:], 1e-38), rtol=1e-5)
     np.testing.assert_allclose(heavy.gain_product, hg[:-1] / max(hg[-1], 1e-38), rtol=1e-5)
     weights = trainer.model.layer_weights()
@@ -149,10 +132,13 @@ def test_rnn_statistics_match_a_direct_computation(cell, monkeypatch):
     np.testing.assert_allclose(heavy.time_grad_norm, [h.grad.norm().item() for h in trace.hidden], rtol=1e-5)
     sat = heavy.saturation
     assert np.isnan(sat[[0, 1, 3]]).all()
-    np.testing.assert_allclose(sat[2], (hs.abs() > TANH_SAT).float().mean().item(), rtol=1e-6)
-    assert np.isnan(heavy.gain).all() and np.isnan(heavy.dead).all()
-    measured = [(a - b).norm().item() / a.norm().item() for a, b in zip(weights, before, strict=True)]  # Adam
-    np.testing.assert_allclose(heavy.update_ratio, measured, rtol=1e-4)
+    if cell == "rnn":
+        np.testing.assert_allclose(sat[2], (hs.abs() > TANH_SAT).float().mean().item(), rtol=1e-6)
+    else:  # an LSTM's h = o * tanh(c) is no tanh output: |h| > 0.995 says nothing about a slope
+        assert np.isnan(sat[2])
+    assert np.isnan(heavy.gain).all() and np.isnan(heavy.dead).all() and np.isnan(heavy.negative).all()
+    measured = [(a - b).norm().item() / b.norm().item() for a, b in zip(weights, before, strict=True)]  # Adam
+    np.testing.assert_allclose(heavy.update_ratio, measured, rtol=1e-5)
     np.testing.assert_allclose(heavy.weight_norm, [w.norm().item() for w in weights], rtol=1e-5)
 
 
@@ -171,7 +157,7 @@ def test_collect_all_splits_the_rows_at_each_heavy_step():
     for got, want in zip(pubs, reference, strict=True):
         np.testing.assert_array_equal(got.light, want.light)
         if want.heavy is not None:
-            for field in ("weight_norm", "update_ratio", "saturation", "gain", "gain_product", "hist_counts"):
+            for field in ("weight_norm", "update_ratio", "saturation", "slope", "gain", "gain_product", "hist_counts"):
                 np.testing.assert_array_equal(getattr(got.heavy, field), getattr(want.heavy, field))
 
 

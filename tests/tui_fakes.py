@@ -31,6 +31,8 @@ from vgtui.contract import (
 from vgtui.history import History
 
 ACT_GAIN = {"sigmoid": 0.4, "tanh": 0.7, "relu": 0.93, "leaky_relu": 0.96}
+ACT_SLOPE = {"sigmoid": 0.245, "tanh": 0.82, "relu": 0.52, "leaky_relu": 0.53}
+FLOAT32_FLOOR = 1e-9  # an update ratio below this rounds away in float32 (the layer does not move: 0)
 CELL_GAIN = {"rnn": 0.68, "lstm": 0.97, "gru": 0.96}
 MLP_ONLY = ("activation", "batchnorm", "skip", "depth")
 
@@ -172,15 +174,25 @@ class FakeSession:
         grad = 0.3 * product
         wmean = 0.1 + 0.05 * np.minimum(1.0, grad * 30) * (1 - np.exp(-self.step / 150))
         act = self.model.activation
+        nan = np.full(n, np.nan)  # what the engine publishes where a statistic is undefined
         sat = np.full(n, 0.6 + 0.3 * i.mean() / n) if act == "sigmoid" else np.full(n, 0.2 if act == "tanh" else 0.0)
-        dead = np.full(n, 0.15 if act == "relu" else 0.0)
+        slope = ACT_SLOPE[act] * (1 - 0.02 * np.cos(i))
+        if self.model.kind == "rnn":  # the vanilla cell's 1 - h^2 at W_hh; nothing for the gated cells
+            sat, slope = nan.copy(), nan.copy()
+            if self.model.cell == "rnn":
+                sat[min(2, n - 1)], slope[min(2, n - 1)] = 0.05, 0.93
+        elif act not in ("sigmoid", "tanh"):
+            sat = nan
+        ratio = self.model.lr * grad / 5.0
         return {
             "grad_norm": grad,
             "weight_norm": np.full(n, 5.0),
-            "update_ratio": self.model.lr * grad / 5.0,
+            "update_ratio": np.where(ratio < FLOAT32_FLOOR, 0.0, ratio),
             "weight_mean_abs": wmean,
             "saturation": sat,
-            "dead": dead,
+            "dead": np.full(n, 0.15) if act == "relu" and self.model.kind == "mlp" else nan,
+            "negative": np.full(n, 0.12) if act == "leaky_relu" and self.model.kind == "mlp" else nan,
+            "slope": slope,
             "gain": gain,
             "gain_product": product,
         }
@@ -213,9 +225,11 @@ class FakeSession:
         h = min(self.hist_layer, n - 1)
         peak = math.log10(float(g["grad_norm"][h])) - 2
         counts = np.round(1000 * np.exp(-0.5 * ((centers - peak) / 0.8) ** 2))
-        time_grad = None
+        time_grad = time_cell = None
         if self.model.kind == "rnn":
             time_grad = self._gain() ** np.arange(50)[::-1] * 0.2
+            if self.model.cell == "lstm":  # the cell state carries the gradient further than h
+                time_cell = 0.995 ** np.arange(50)[::-1] * 0.05
         ratio = float(g["grad_norm"][0] / g["grad_norm"][-1])
         if ratio < 1e-4:
             verdicts = (
@@ -254,5 +268,6 @@ class FakeSession:
             title=self.config.title,
             error=self.error,
             stats_step=self.step,
+            time_cell_grad_norm=time_cell,
             **g,
         )

@@ -161,10 +161,17 @@ class Snapshot:
     layer_names: tuple[str, ...]
     grad_norm: np.ndarray  # per layer, gradient norm of its weight
     weight_norm: np.ndarray
-    update_ratio: np.ndarray  # ||dW|| / ||W|| of the last step
+    # ||W_after - W_before|| / ||W_before|| of the last heavy step, as float32 really moved the weights: exactly 0
+    # where the update fell below float32 resolution (the layer is frozen although its gradient is not 0)
+    update_ratio: np.ndarray
     weight_mean_abs: np.ndarray
-    saturation: np.ndarray  # fraction of units with activation derivative < 0.01 (sigmoid/tanh)
-    dead: np.ndarray  # fraction of ReLU units that output 0 for the whole batch
+    # Statistics of the activations are NaN where undefined (not 0): for another activation, or a layer whose
+    # weights are not finite.
+    saturation: np.ndarray  # sigmoid/tanh (and the vanilla RNN's h at W_hh): share of outputs with f'(z) < 0.01
+    dead: np.ndarray  # ReLU: share of units that output <= 0 for the whole batch
+    negative: np.ndarray  # Leaky ReLU: share of units that output <= 0 (slope k only) for the whole batch
+    slope: np.ndarray  # mean f'(z) over batch and units: sigmoid a(1-a), tanh 1-a^2, ReLU active share, Leaky ReLU
+    # active + k * (1 - active); RNN: mean 1-h^2 at W_hh for the vanilla cell, NaN for LSTM/GRU and elsewhere
     gain: np.ndarray  # ||dL/dh_in|| / ||dL/dh_out|| per layer
     gain_product: np.ndarray  # running product of gains from the output back (layer i: dL/dh_in_i vs output)
     hist_layer: int  # index of the layer whose gradient histogram is in hist_counts
@@ -182,6 +189,7 @@ class Snapshot:
     error: str | None = None
     stats_step: int = 0  # step at which the heavy statistics (saturation, gains, histogram) were taken
     grad_step: int = 0  # step at which grad_norm was measured: the last finite one once a run has diverged
+    time_cell_grad_norm: np.ndarray | None = None  # LSTM: ||dL/dc_t|| (cell state) per time step; None otherwise
     extra: dict = field(default_factory=dict)
 
     @property

@@ -98,11 +98,8 @@ def _summary(console: Console, config: RunConfig, first: Snapshot | None, last: 
     table.add_row("loss", _fmt(f.loss), _fmt(last.loss))
     if math.isfinite(last.acc) or math.isfinite(f.acc):
         table.add_row("accuracy", _fmt(f.acc), _fmt(last.acc))
-    if last.model.kind == "rnn" and last.time_grad_norm is not None and f.time_grad_norm is not None:
-        table.add_row(
-            "grad ratio step 1 / last step", _fmt(_ratio(f.time_grad_norm)), _fmt(_ratio(last.time_grad_norm))
-        )
-    table.add_row("grad ratio layer 1 / last layer", _fmt(f.first_last_ratio), _fmt(last.first_last_ratio))
+    for label, first_value, last_value in _ratio_rows(f, last):
+        table.add_row(label, _fmt(first_value), _fmt(last_value))
     table.add_row("model", f.model.describe(), last.model.describe())
     console.print(table)
     for v in last.verdicts:
@@ -113,6 +110,25 @@ def _summary(console: Console, config: RunConfig, first: Snapshot | None, last: 
             console.print(f"    remedies (dashboard keys in brackets): {'; '.join(v.remedies)}")
     if out:
         console.print(f"run log: {out}")
+
+
+def _ratio_rows(first: Snapshot, last: Snapshot) -> list[tuple[str, float, float]]:
+    """The gradient ratios of the summary, each named by what it divides.
+
+    MLP: the weight gradient of hidden layer 1 over the last hidden layer's. RNN: the gradient reaching the hidden
+    state at step 1 over the last step's (and, for an LSTM, the cell state's), then the weight gradient of the
+    input projection over the head's (Snapshot.first_last_ratio: first over last shown weight).
+    """
+    if last.model.kind != "rnn":
+        return [("weight-grad ratio layer 1 / last layer", first.first_last_ratio, last.first_last_ratio)]
+    rows = []
+    for label, name in (("‖∂L/∂h‖ ratio step 1 / last step", "time_grad_norm"),
+                        ("‖∂L/∂c‖ ratio step 1 / last step", "time_cell_grad_norm")):  # fmt: skip
+        a, b = getattr(first, name), getattr(last, name)
+        if a is not None and b is not None:
+            rows.append((label, _ratio(a), _ratio(b)))
+    rows.append(("weight-grad ratio input proj / head", first.first_last_ratio, last.first_last_ratio))
+    return rows
 
 
 def _ratio(t) -> float:

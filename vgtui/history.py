@@ -27,6 +27,8 @@ LAYERWISE = (
     "dead",
     "gain",
     "gain_product",
+    "negative",
+    "slope",
 )
 MAX_LAYERS = 64
 _ROW = {name: j for j, name in enumerate(LAYERWISE)}

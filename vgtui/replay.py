@@ -71,7 +71,7 @@ class ReplaySession(ThreadedSession):
             self.config = from_resolved(meta["config"])
         except TypeError as exc:
             raise ConfigError(f"{path}: the meta record's config is not valid ({exc})") from None
-        self.steps = [r for r in records if r.get("type") == "step" and isinstance(r.get("step"), int)]
+        self.steps = [_upgrade(r) for r in records if r.get("type") == "step" and isinstance(r.get("step"), int)]
         if not self.steps:
             raise ConfigError(f"{path}: the run log has no step records to replay")
         self.device = f"replay of {meta.get('device', '?')}"
@@ -171,7 +171,7 @@ class ReplaySession(ThreadedSession):
             status = "done" if r.get("status") in (None, "done", "running") else r.get("status", "done")
         elif r.get("status") in ("diverged", "error"):
             status = r["status"]
-        tgn = r.get("time_grad_norm")
+        tgn, tcgn = r.get("time_grad_norm"), r.get("time_cell_grad_norm")
 
         def layer(key: str) -> np.ndarray:
             values = _arr(r.get(key))
@@ -192,6 +192,8 @@ class ReplaySession(ThreadedSession):
             weight_mean_abs=layer("weight_mean_abs"),
             saturation=layer("saturation"),
             dead=layer("dead"),
+            negative=layer("negative"),  # logs before these keys: NaN (unknown)
+            slope=layer("slope"),
             gain=layer("gain"),
             gain_product=layer("gain_product"),
             hist_layer=max(0, int(r.get("hist_layer") or 1) - 1),
@@ -208,7 +210,29 @@ class ReplaySession(ThreadedSession):
             title=self.config.title,
             error=None,
             stats_step=int(r.get("stats_step") or 0),
+            time_cell_grad_norm=_arr(tcgn) if tcgn else None,
         )
+
+
+def _upgrade(record: dict) -> dict:
+    """A step record of a log written before the slope (vgtui 0.1 logs): where it wrote 0 for a statistic that is
+    undefined for its model (saturation of ReLU, dead units of sigmoid, saturation of a gated RNN cell), the value
+    is unknown (NaN), not 0."""
+    state = record.get("model_state")
+    if "slope" in record or not isinstance(state, dict):
+        return record
+    n = len(record.get("grad_norm") or ())
+    unknown = [None] * n
+    if state.get("kind") == "rnn":
+        if state.get("cell") in ("lstm", "gru"):
+            record["saturation"] = unknown
+    elif state.get("activation") in ("sigmoid", "tanh"):
+        record["dead"] = unknown
+    else:  # relu, leaky_relu (whose 'dead' was never measured)
+        record["saturation"] = unknown
+        if state.get("activation") != "relu":
+            record["dead"] = unknown
+    return record
 
 
 def _verdicts(record: dict) -> tuple[Verdict, ...]:

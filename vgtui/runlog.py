@@ -48,6 +48,8 @@ def step_record(snap: Snapshot) -> dict[str, Any]:
         "weight_mean_abs": snap.weight_mean_abs,
         "saturation": snap.saturation,
         "dead": snap.dead,
+        "negative": snap.negative,
+        "slope": snap.slope,
         "gain": snap.gain,
         "gain_product": snap.gain_product,
         "hist_layer": snap.hist_layer + 1,
@@ -62,6 +64,8 @@ def step_record(snap: Snapshot) -> dict[str, Any]:
         rec["time_grad_norm"] = snap.time_grad_norm
     if snap.grad_step and snap.grad_step != snap.step:  # a diverged step: grad_norm is the last finite one
         rec["grad_step"] = snap.grad_step
+    if snap.time_cell_grad_norm is not None:
+        rec["time_cell_grad_norm"] = snap.time_cell_grad_norm
     return _clean(rec)
 
 

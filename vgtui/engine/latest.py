@@ -25,6 +25,8 @@ def heavy_dict(pub: Published) -> dict[str, np.ndarray] | None:
         "weight_mean_abs": h.weight_mean_abs,
         "saturation": h.saturation,
         "dead": h.dead,
+        "negative": h.negative,
+        "slope": h.slope,
         "gain": h.gain,
         "gain_product": h.gain_product,
     }
@@ -100,10 +102,13 @@ class Latest:
             "weight_mean_abs": heavy.weight_mean_abs if heavy else nan,
             "saturation": heavy.saturation if heavy else nan,
             "dead": heavy.dead if heavy else nan,
+            "negative": heavy.negative if heavy else nan,
+            "slope": heavy.slope if heavy else nan,
             "gain": heavy.gain if heavy else nan,
             "gain_product": heavy.gain_product if heavy else nan,
             "hist_counts": heavy.hist_counts if heavy else np.zeros(HIST_BINS),
             "time_grad_norm": heavy.time_grad_norm if heavy else None,
+            "time_cell_grad_norm": heavy.time_cell_grad_norm if heavy else None,
             "stats_step": self.heavy_step,
             "grad_step": self.grad_step if grad is not None else self.step,
         }

@@ -45,6 +45,7 @@ class Trace:
 
     hidden: list[torch.Tensor] = field(default_factory=list)  # h_0 .. h_D (MLP) or h_1 .. h_T (RNN), grads retained
     acts: list[torch.Tensor] = field(default_factory=list)  # per block activation output (MLP)
+    cells: list[torch.Tensor] = field(default_factory=list)  # LSTM: cell states c_1 .. c_T, grads retained
 
 
 class Block(nn.Module):
@@ -179,6 +180,9 @@ class RNNModel(nn.Module):
             if trace is not None:
                 h.retain_grad()
                 trace.hidden.append(h)
+                if c is not None:
+                    c.retain_grad()
+                    trace.cells.append(c)
         return self.head(h)
 
 

@@ -36,33 +36,13 @@ class Optimizer:
     def _with_grad(self) -> list[torch.Tensor]:
         return [p for p in self.params if p.grad is not None]
 
-    exact_update_norms = False  # whether update_vectors() knows dW of the last step without a weight copy
-
-    def update_vectors(self, params: list[torch.Tensor]) -> tuple[list[torch.Tensor], float]:  # pragma: no cover
-        """(v, s) with dW = -s * v for each of `params` in the last step (SGD only)."""
-        raise NotImplementedError
-
 
 class SGD(Optimizer):
     """p -= lr * buf, buf = momentum * buf + g (torch.optim.SGD with dampening 0)."""
 
-    exact_update_norms = True
-
     def __init__(self, params: Iterable[torch.Tensor], lr: float, momentum: float = 0.0) -> None:
         super().__init__(params, lr)
         self.momentum = momentum
-
-    def update_vectors(self, params: list[torch.Tensor]) -> tuple[list[torch.Tensor], float]:
-        """The last step moved each of `params` by -lr * momentum buffer (or -lr * g): (those tensors, lr)."""
-        if self.momentum == 0:
-            vecs = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        else:
-            states = map(self.state.get, params)  # one hash per tensor (Tensor.__hash__ is Python-level)
-            vecs = [
-                s["momentum_buffer"] if s is not None else torch.zeros_like(p)
-                for s, p in zip(states, params, strict=True)
-            ]
-        return vecs, self.lr
 
     @torch.no_grad()
     def step(self) -> None:

@@ -69,7 +69,7 @@ class Trainer:
         self.hist_layer = max(0, config.train.hist_layer - 1)
         self._pending: list[torch.Tensor] = []
         self._pending_steps: list[int] = []
-        self._heavies: list[tuple[int, torch.Tensor, telemetry.HeavyLayout, float]] = []  # row, stats, layout, scale
+        self._heavies: list[tuple[int, torch.Tensor, telemetry.HeavyLayout]] = []  # row, stats, layout
         self._heavy_step = 0
         self._scratch = telemetry.Scratch()  # big per-step stacks live here, reused (see telemetry)
         self._nan = torch.full((), float("nan"), device=self.device)
@@ -209,6 +209,8 @@ class Trainer:
         loss.backward()
         params, weights = self._params, self._weights
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        # heavy steps: the weights before the update and the histogram of the gradient before clipping
+        pre = telemetry.pre_step(self.state.kind, weights, self.hist_layer, self._scratch) if heavy else None
         clip = self.state.clip
         with torch.no_grad():  # the norms of every parameter's gradient, before clipping
             if clip is None:  # row: loss, acc, NaN (total: summed in collect), 0 (not clipped), norms
@@ -222,23 +224,15 @@ class Trainer:
                 torch._foreach_mul_(grads, (clip / (total + 1e-6)).clamp(max=1.0))  # as clip_grad_norm_ does
                 head = torch.stack([loss.detach(), acc, total, (total > clip).float()])
                 row = torch.cat([head, norms[self._plan_order]])
-        opt = self.optimizer
-        before = None
-        if heavy and not opt.exact_update_norms:
-            before = torch._foreach_mul([w.detach() for w in weights], 1.0)
-        opt.step()
+        self.optimizer.step()
         self.step += 1
         stats = None
         if heavy:
-            assert trace is not None
-            if before is None:
-                update, scale = opt.update_vectors(weights)
-            else:
-                update, scale = torch._foreach_sub([w.detach() for w in weights], before), 1.0
-            tensor, layout = telemetry.heavy_tensor(
-                self.state.kind, self.state.activation, weights, update, trace, self.hist_layer, self._scratch
-            )
-            stats = (len(self._pending), tensor, layout, scale)
+            assert trace is not None and pre is not None
+            s = self.state
+            tensor, layout = telemetry.heavy_tensor(s.kind, s.activation if s.kind == "mlp" else s.cell, weights, pre,
+                                                    trace, self._scratch, self.config.model.leaky_slope)  # fmt: skip
+            stats = (len(self._pending), tensor, layout)
         self._pending.append(row)  # only once the whole step went through
         self._pending_steps.append(self.step)
         if stats is not None:
@@ -270,11 +264,11 @@ class Trainer:
         stats: list[telemetry.HeavyStats] = []
         at, i = k * width, 0
         while i < len(heavies):  # runs of heavy steps sent alike: one gather-divide each
-            _, tensor, layout, scale = heavies[i]
+            _, tensor, layout = heavies[i]
             j, size = i + 1, tensor.shape[0]
-            while j < len(heavies) and heavies[j][2] is layout and heavies[j][3] == scale:
+            while j < len(heavies) and heavies[j][2] is layout:
                 j += 1
-            stats += telemetry.unpack_heavy_rows(f64[at : at + (j - i) * size].reshape(j - i, size), layout, scale)
+            stats += telemetry.unpack_heavy_rows(f64[at : at + (j - i) * size].reshape(j - i, size), layout)
             at, i = at + (j - i) * size, j
         out, start = [], 0
         for (row, *_), heavy in zip(heavies, stats, strict=True):

@@ -19,6 +19,7 @@ from vgtui.history import HistoryView
 from vgtui.tui.plot import Axis, Plot, message_rows
 from vgtui.tui.series import (
     decade_ticks,
+    frozen_layers,
     layer_ticks,
     linear_ticks,
     log10_safe,
@@ -208,11 +209,12 @@ class GradHistoryChart(Chart):
             lo, hi = log_range(*series)
             series = [np.clip(y, lo, hi) for y in series]
         for color, i, y in zip(LAYER_COLORS, picked, series, strict=False):
-            self.plot.line(x, y, color, label=layer_label(i, frame.snap.layer_names))
+            self.plot.line(x, y, color, label=self.series_label(i, frame))
         x_lo, x_hi = float(x[0]), float(max(x[-1], x[0] + 1))
         self.set_step_x(x_lo, x_hi)
         if self.LOG:
             self.set_log_y(lo, hi)
+            self.mark_floor(frame, x, rows, picked, lo)
         else:
             finite = np.concatenate([y[np.isfinite(y)] for y in series]) if series else np.array([])
             lo_v = float(finite.min()) if finite.size else 0.0
@@ -221,6 +223,12 @@ class GradHistoryChart(Chart):
             self.set_linear_y(lo_v - pad, hi_v + pad)
         self.draw_markers(frame.snap.events, x_lo, x_hi)
         self.refresh()
+
+    def series_label(self, i: int, frame: Frame) -> str:
+        return layer_label(i, frame.snap.layer_names)
+
+    def mark_floor(self, frame: Frame, x: np.ndarray, rows: np.ndarray, picked: list[int], lo: float) -> None:
+        """Values a log axis cannot show (e.g. an exact 0): marked on the bottom edge in a subclass."""
 
 
 class WeightChart(GradHistoryChart):
@@ -232,11 +240,47 @@ class WeightChart(GradHistoryChart):
 
 
 class UpdateRatioChart(GradHistoryChart):
-    """‖ΔW‖/‖W‖ per step over steps (log axis); around 1e-3 is healthy, far below means frozen."""
+    """‖ΔW‖/‖W‖ per step over steps (log axis); around 1e-3 is healthy, far below means frozen.
+
+    A layer whose weights did not move at all (ratio exactly 0 with a gradient that is not 0: the update fell
+    below float32 resolution) has no place on a log axis: its steps are a gap marked × on the bottom edge,
+    its legend entry says ×, and the line under the axis says what × means.
+    """
 
     QUANTITY = "update_ratio"
     TITLE = "update ratio ‖ΔW‖/‖W‖ (log)"
     LOG = True
+    FROZEN = "×"
+
+    def series_label(self, i: int, frame: Frame) -> str:
+        label = layer_label(i, frame.snap.layer_names)
+        frozen = frozen_layers(frame.snap.update_ratio, frame.snap.grad_norm)
+        return f"{label} {self.FROZEN}" if i < len(frozen) and frozen[i] else label
+
+    def mark_floor(self, frame: Frame, x: np.ndarray, rows: np.ndarray, picked: list[int], lo: float) -> None:
+        grad = frame.view.layers.get("grad_norm")
+        grads = stride_decimate(frame.view.steps, grad, self.columns)[1] if grad is not None else None
+        marked = False
+        named = {name for name, _ in self.plot.legend}
+        for color, i in zip(LAYER_COLORS, picked, strict=False):
+            g = grads[:, i] if grads is not None and grads.shape == rows.shape else np.ones(len(rows))
+            zero = frozen_layers(rows[:, i], g)
+            if zero.any():
+                self.plot.marks(x[zero], np.full(int(zero.sum()), lo), color, self.FROZEN)
+                marked = True
+                label = self.series_label(i, frame)
+                if label not in named:  # frozen all along: no line, but named in the legend, in layer order
+                    at = sum(1 for j in picked if j < i and self.series_label(j, frame) in named)
+                    self.plot.legend.insert(at, (label, color))
+                    named.add(label)
+        now = frozen_layers(frame.snap.update_ratio, frame.snap.grad_norm)
+        if marked or now.any():
+            text = "frozen: below float32 resolution"
+            count = f" · {int(now.sum())}/{len(now)} layers now" if now.any() else ""
+            room = (self.size.width or 80) - max((len(s) for s in self.plot.y.labels), default=0) - 1  # beside y labels
+            longest_first = (f"{self.FROZEN} {text} (ΔW = 0){count}", f"{self.FROZEN} {text} (ΔW = 0)",
+                             f"{self.FROZEN} {text}", text)  # fmt: skip
+            self.plot.xlabel = next((t for t in longest_first if len(t) <= room), f"{self.FROZEN} frozen (ΔW = 0)")
 
 
 class HistogramChart(Chart):
@@ -261,7 +305,7 @@ class HistogramChart(Chart):
 
 
 class TimeGradChart(Chart):
-    """RNN: gradient norm reaching each time step, first → last (log axis)."""
+    """RNN: gradient norm reaching each time step, first → last (log axis); for an LSTM also the cell state's."""
 
     def replot(self, frame: Frame) -> None:
         s = frame.snap
@@ -269,10 +313,15 @@ class TimeGradChart(Chart):
         if s.time_grad_norm is None or len(s.time_grad_norm) == 0:
             return self.show_waiting("gradient per time step")
         y = log10_safe(s.time_grad_norm)
-        lo, hi = log_range(y)
-        y = np.clip(y, lo, hi)
-        t, y = stride_decimate(np.arange(1, len(y) + 1), y, self.columns)
-        self.plot.line(t, y, BAR)
+        cell = s.time_cell_grad_norm
+        yc = log10_safe(cell) if cell is not None and len(cell) == len(y) else None
+        lo, hi = log_range(y) if yc is None else log_range(y, yc)
+        steps = np.arange(1, len(y) + 1)
+        t, y = stride_decimate(steps, np.clip(y, lo, hi), self.columns)
+        self.plot.line(t, y, BAR, label=None if yc is None else "‖∂L/∂h_t‖")
+        if yc is not None:
+            self.plot.line(t, stride_decimate(steps, np.clip(yc, lo, hi), self.columns)[1], "cyan",
+                           label="‖∂L/∂c_t‖ (cell state)")  # fmt: skip
         self.set_log_y(lo, hi)
         steps = len(s.time_grad_norm)
         self.plot.x = Axis.counted(1.0, float(max(2, steps)), layer_ticks(steps, max(2, self.columns // 7)))

@@ -1,11 +1,11 @@
-"""Text panels: the status bar, the live diagnosis and the "why" panel (saturation, dead units, chain rule)."""
+"""Text panels: the status bar, the live diagnosis and the "why" panel (saturation, dead units, slope, chain rule)."""
 
 from __future__ import annotations
 
 import re
 
 import numpy as np
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.text import Text
 from textual.screen import Screen
 from textual.widget import Widget
@@ -119,32 +119,47 @@ class ChainTable:
 
     Why not rich.table.Table: measuring and laying out a Table cost ~8 ms per redraw of this panel,
     a third of a whole dashboard frame; these cells are short strings, so padding them is enough.
+    Where the columns do not fit the width, the `optional` ones go, in that order (the last column, the
+    running product, always stays).
     """
 
-    def __init__(self, title: str, caption: str, columns: tuple[str, ...]) -> None:
-        self.title, self.caption, self.columns = title, caption, columns
+    def __init__(self, title: str, caption: str, columns: tuple[str, ...], optional: tuple[int, ...] = ()) -> None:
+        self.title, self.caption, self.columns, self.optional = title, caption, columns, optional
         self.rows: list[tuple[tuple[Cell, ...], str]] = []
 
     def add_row(self, *cells: Cell, style: str = "") -> None:
         self.rows.append((cells, style))
 
-    def __rich__(self) -> Group:
+    def shown_columns(self, width: int) -> list[int]:
+        """The columns that fit in `width` cells."""
         texts = [[c if isinstance(c, str) else c[0] for c in cells] for cells, _ in self.rows]
-        widths = [max([len(name)] + [len(row[j]) for row in texts]) for j, name in enumerate(self.columns)]
+        widths = [max([len(name)] + [len(row[j]) for row in texts if j < len(row)]) for j, name in
+                  enumerate(self.columns)]  # fmt: skip
+        keep = list(range(len(self.columns)))
+        drop = list(self.optional)
+        while drop and sum(widths[j] for j in keep) + 2 * (len(keep) - 1) > width:
+            keep.remove(drop.pop(0))
+        return keep
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        keep = self.shown_columns(options.max_width)
+        texts = [[c if isinstance(c, str) else c[0] for c in cells] for cells, _ in self.rows]
+        widths = {j: max([len(self.columns[j])] + [len(row[j]) for row in texts if j < len(row)]) for j in keep}
 
         def cell(j: int, text: str) -> str:  # the first column (layer, step) reads left to right
-            return text.ljust(widths[j]) if j == 0 else "  " + text.rjust(widths[j])
+            return text.ljust(widths[j]) if j == keep[0] else "  " + text.rjust(widths[j])
 
         table = Text(self.title + "\n", style="bold", no_wrap=True, overflow="ellipsis")
-        table.append("".join(cell(j, name) for j, name in enumerate(self.columns)), "bold")
+        table.append("".join(cell(j, self.columns[j]) for j in keep), "bold")
         for cells, row_style in self.rows:
             line = Text(style=row_style)
-            for j, c in enumerate(cells):
+            for j in keep:
+                c = cells[j] if j < len(cells) else ""
                 text, style = (c, None) if isinstance(c, str) else c
                 line.append(cell(j, text), style)
             table.append("\n")
             table.append_text(line)
-        return Group(table, Text(self.caption, style="dim"))
+        yield Group(table, Text(self.caption, style="dim"))
 
 
 def product_style(product: float) -> str:
@@ -156,13 +171,22 @@ def product_style(product: float) -> str:
     return "yellow" if product < 1e-2 else ""
 
 
-def why_time_renderable(tgn: np.ndarray, max_rows: int) -> ChainTable:
+def why_time_caption(snap: Snapshot) -> str:
+    caption = "each step back multiplies the gradient by the recurrent gain; the product is what is left"
+    slope = snap.slope[np.isfinite(snap.slope)] if len(snap.slope) else snap.slope
+    if len(slope):  # the vanilla cell: h_t = tanh(...), its mean slope 1 - h^2 is one factor of the gain
+        caption += f" · mean tanh slope 1−h² {fmt_num(float(slope[0]))}"
+    return caption
+
+
+def why_time_renderable(tgn: np.ndarray, max_rows: int, caption: str = "") -> ChainTable:
     """RNN: the chain rule through time. Each step back multiplies ‖∂L/∂h_t‖ by its gain; the product is
     what reaches step t from the last step."""
     table = ChainTable(
         "why: the chain rule through time, last step → first",
-        "each step back multiplies the gradient by the recurrent gain; the product is what is left",
+        caption or "each step back multiplies the gradient by the recurrent gain; the product is what is left",
         ("step", "‖∂L/∂h_t‖", "gain", "→ product"),
+        optional=(1, 2),
     )
     t = np.asarray(tgn, dtype=float)
     if len(t) < 2:
@@ -185,15 +209,39 @@ def product_text(value: float, shown: str) -> str:
     return "<1e-38" if value == 0 else shown
 
 
-def why_renderable(snap: Snapshot, selected: int, max_rows: int) -> ChainTable:
-    """Per layer from the output back: gradient, saturation, dead units, local gain and the running product."""
+# The activation column of the chain-rule table: (header, legend, Snapshot field), by activation
+ACTIVITY = {
+    "sigmoid": ("sat", "sat: share with slope < 0.01", "saturation"),
+    "tanh": ("sat", "sat: share with slope < 0.01", "saturation"),
+    "relu": ("dead", "dead: output 0 on the whole batch", "dead"),
+    "leaky_relu": ("neg", "neg: negative on the whole batch", "negative"),
+}
+WHY_CAPTION = "each layer multiplies the gradient by its gain ≈ slope × weight scale; the product is what reaches it"
+WHY_CAPTION_SHORT = "gain ≈ slope × weight scale"  # where the panel is short: the table rows come first
+
+
+def why_caption(snap: Snapshot, short: bool = False) -> str:
+    """The caption under the chain-rule table (it says what the activation column counts)."""
     if snap.time_grad_norm is not None:
-        return why_time_renderable(snap.time_grad_norm, max_rows)
+        return why_time_caption(snap)
+    activity = ACTIVITY.get(snap.model.activation)
+    return (WHY_CAPTION_SHORT if short else WHY_CAPTION) + (" · " + activity[1] if activity else "")
+
+
+def why_renderable(snap: Snapshot, selected: int, max_rows: int, short: bool = False) -> ChainTable:
+    """Per layer from the output back: gradient, saturation / dead / negative units, the activation's mean slope,
+    local gain and the running product. Undefined values (NaN) read '–'."""
+    caption = why_caption(snap, short)
+    if snap.time_grad_norm is not None:
+        return why_time_renderable(snap.time_grad_norm, max_rows, caption)
     n = len(snap.gain)
+    header, _, name = ACTIVITY.get(snap.model.activation, ("sat", "", "saturation"))
+    activity = np.asarray(getattr(snap, name), dtype=float)
     table = ChainTable(
         "why: the chain rule, output → input",
-        "each layer multiplies the gradient by its gain; the product is what reaches it",
-        ("layer", "‖g‖", "sat", "dead", "gain", "→ product"),
+        caption,
+        ("layer", "‖g‖", header, "slope", "gain", "→ product"),
+        optional=(1, 2, 3, 4),  # on narrow widths: ‖g‖ goes first, the running product never
     )
     if n == 0:
         return table
@@ -206,14 +254,19 @@ def why_renderable(snap: Snapshot, selected: int, max_rows: int) -> ChainTable:
         row_style = "reverse" if i == selected else ""
         table.add_row(
             layer,
-            fmt_num(float(snap.grad_norm[i])) if i < len(snap.grad_norm) else "–",
-            pct(float(snap.saturation[i])) if i < len(snap.saturation) else "–",
-            pct(float(snap.dead[i])) if i < len(snap.dead) else "–",
+            _at(snap.grad_norm, i, fmt_num),
+            _at(activity, i, pct),
+            _at(snap.slope, i, fmt_num),
             gain,
             (product, product_style(prod)),
             style=row_style,
         )
     return table
+
+
+def _at(values: np.ndarray, i: int, fmt) -> str:
+    """values[i] formatted; '–' where it is missing or NaN."""
+    return fmt(float(values[i])) if i < len(values) else "–"
 
 
 class WhyPanel(Static):
@@ -223,8 +276,11 @@ class WhyPanel(Static):
         if snap is None:
             self.update(Text("why: waiting for data", "dim"))
             return
-        rows = max(3, (self.size.height or 14) - 5)
-        self.update(why_renderable(snap, selected, rows))
+        width, height = max(20, self.size.width or 40), self.size.height or 12
+        short = height < 14  # the full caption would leave too few rows of the table
+        caption_lines = len(Text(why_caption(snap, short)).wrap(self.app.console, width))
+        rows = max(3, height - 2 - caption_lines)  # title and header, then the caption
+        self.update(why_renderable(snap, selected, rows, short))
 
 
 def too_small_text(width: int, height: int, min_width: int, min_height: int) -> Text:

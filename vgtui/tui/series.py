@@ -96,6 +96,17 @@ def fmt_num(x: float) -> str:
     return f"{mant}e{int(exp)}"
 
 
+def frozen_layers(update_ratio: np.ndarray, grad_norm: np.ndarray) -> np.ndarray:
+    """Layers whose weights did not change at all (update ratio exactly 0) although their gradient is not 0:
+    the update was below float32 resolution. Same shape as update_ratio (False where unknown)."""
+    ratio = np.asarray(update_ratio, dtype=float)
+    grad = np.asarray(grad_norm, dtype=float)
+    if grad.shape != ratio.shape:
+        return np.zeros(ratio.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return (ratio == 0) & np.isfinite(grad) & (grad > 0)
+
+
 def pick_layers(n: int, k: int = 5) -> list[int]:
     """Up to k layer indices spread from the first to the last (always both ends)."""
     if n <= 0:
