@@ -29,6 +29,7 @@ class Run:
     ratio: list[float] = field(default_factory=list)  # weight-gradient norm, layer 1 / last layer
     chain: list[float] = field(default_factory=list)  # ||dL/dh_0|| / ||dL/dh_L|| (heavy steps)
     dead: list[float] = field(default_factory=list)  # mean dead share over layers (heavy steps)
+    update1: list[float] = field(default_factory=list)  # layer 1's real update ratio (heavy steps; 0 = frozen)
     slope: list[float] = field(default_factory=list)  # mean activation slope over layers (heavy steps)
     time_ratio: list[float] = field(default_factory=list)  # RNN: ||dL/dh_1|| / ||dL/dh_T|| (heavy steps)
     nan_at: int | None = None
@@ -78,6 +79,7 @@ def _absorb(run: Run, t: Trainer) -> None:
         h = pub.heavy
         if h is not None:
             run.chain.append(float(h.gain_product[0]) if len(h.gain_product) else math.nan)
+            run.update1.append(float(h.update_ratio[0]))
             run.slope.append(float(np.nanmean(h.slope)) if np.isfinite(h.slope).any() else math.nan)
             run.dead.append(float(np.mean(h.dead)) if np.isfinite(h.dead).any() else math.nan)
             tg = h.time_grad_norm

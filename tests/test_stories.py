@@ -56,6 +56,7 @@ def test_deep_sigmoid(seed):
     t, base = baseline("deep-sigmoid", seed, 300)
     vanishes(base, 1e-10)  # "less than a ten-thousandth"; the README: "more than ten decades"
     assert 0.1 < per_layer_gain(base.geo("chain", 5), t.state.depth) < 0.2  # "about 0.15 per layer"
+    assert base.update1[-5:] == [0.0] * 5  # layer 1 reads "frozen": its float32 weights do not change at all
     assert 0.24 < base.mean("slope", 5) <= 0.25  # the sigmoid's slope: "at most 0.25", "about 0.245" (README)
     assert "activation=leaky_relu + init=he" in config("deep-sigmoid", seed).suggest
     rescued(base, train(apply_remedy(t, "activation=leaky_relu + init=he"), 700), loss_below=CHANCE - 0.2)
