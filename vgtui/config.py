@@ -352,6 +352,15 @@ def from_resolved(data: dict[str, Any]) -> RunConfig:
     )
 
 
+def config_with_state(cfg: RunConfig, state: ModelState) -> RunConfig:
+    """The scene with the settings a model has now (after toggles): what a fresh start with them needs."""
+    m, t = cfg.model, cfg.train
+    depth = state.depth if state.kind == "mlp" else m.depth
+    model = replace(m, activation=state.activation, init=state.init, batchnorm=state.batchnorm, skip=state.skip,
+                    depth=depth, cell=state.cell)  # fmt: skip
+    return replace(cfg, model=model, train=replace(t, clip=state.clip, lr=state.lr))
+
+
 def model_state(cfg: RunConfig) -> ModelState:
     """The model a scene starts with, before any toggle (depth is 1 for an RNN)."""
     m, t = cfg.model, cfg.train

@@ -19,39 +19,55 @@ import threading
 import time
 from typing import Any
 
-from vgtui.config import RunConfig
-from vgtui.contract import Command, Notice, Snapshot
+from vgtui.config import RunConfig, config_with_state
+from vgtui.contract import Command, Notice, Reset, Snapshot
 from vgtui.history import History
 
 _STOP = "stop"
+HEARTBEAT_S = 0.5  # the child says it is alive at least this often, even when paused
+STALL_S = 2.0  # no word from a live child for this long: the snapshot says "stalled"
 
 
 def _child_main(config: RunConfig, device: str, options: dict[str, Any], commands: Any, conn: Any) -> None:
-    """Entry point of the child: run a Session and forward every publish to the parent."""
+    """Entry point of the child: run a Session and forward every publish to the parent. It ends when the parent
+    says stop, when the session ends, or when the parent is gone however it went (its parent pid changes)."""
     from vgtui.engine.latest import heavy_dict
     from vgtui.engine.session import PublishRecord, Session
+
+    parent = os.getppid()
+    lock = threading.Lock()  # the worker thread forwards publishes, this one sends heartbeats
+    sent = [time.monotonic()]
+
+    def send(message: Any) -> bool:
+        try:
+            with lock:
+                conn.send(message)
+                sent[0] = time.monotonic()
+            return True
+        except (BrokenPipeError, OSError):  # the parent is gone
+            return False
 
     def forward(record: PublishRecord) -> None:
         pub = record.published
         rows = None
         if pub is not None:
             rows = (pub.steps, pub.light, heavy_dict(pub), pub.heavy_step, record.snapshot.lr)
-        try:
-            conn.send((record.snapshot, rows))
-        except (BrokenPipeError, OSError):  # the parent is gone
+        if not send((record.snapshot, rows)):
             session._stop.set()
 
     try:
         session = Session(config, device=device, on_publish=forward, **options)
     except Exception as exc:  # e.g. an unavailable device: report it, then exit
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        send(("error", f"{type(exc).__name__}: {exc}"))
         return
     session.start()
     while True:
         try:
             command = commands.get(timeout=0.05)
         except queue.Empty:
-            if not session.alive:
+            if not session.alive or os.getppid() != parent:
+                break
+            if time.monotonic() - sent[0] >= HEARTBEAT_S and not send(("alive",)):
                 break
             continue
         if command == _STOP:
@@ -76,6 +92,7 @@ class ProcessSession:
         self._reader: threading.Thread | None = None
         self._commands: Any = None
         self._conn: Any = None
+        self._heard = 0.0  # monotonic time of the child's last message
 
     def start(self) -> ProcessSession:
         # multiprocessing hands sys.stderr's file descriptor to its resource tracker; inside a Textual
@@ -100,6 +117,7 @@ class ProcessSession:
             daemon=True,
         )
         self._proc.start()
+        self._heard = time.monotonic()
         child_conn.close()
         self._reader = threading.Thread(target=self._read, name="vgtui-reader", daemon=True)
         self._reader.start()
@@ -111,6 +129,9 @@ class ProcessSession:
                 message = self._conn.recv()
             except (EOFError, OSError):
                 break
+            self._heard = time.monotonic()
+            if message[0] == "alive":
+                continue
             if message[0] == "error":
                 self._error = message[1]
                 self._latest = _error_snapshot(self.config, message[1], self._latest)
@@ -125,11 +146,32 @@ class ProcessSession:
             )
 
     def send(self, command: Command) -> None:
+        if isinstance(command, Reset) and self._proc is not None and not self._proc.is_alive():
+            self._restart()  # the child is gone (killed, crashed): a reset starts a new one
+            return
         if self._commands is not None:
             self._commands.put(command)
 
+    def _restart(self) -> None:
+        """A new child with the settings the last one had (toggles kept, fresh weights, as a reset)."""
+        last = self._latest
+        self.stop(timeout=0.5)
+        if last is not None:
+            self.config = config_with_state(self.config, last.model)
+        self.history.clear()
+        self._latest, self._error, self._proc = None, None, None
+        self.start()
+
     def latest(self) -> Snapshot | None:
-        return self._latest
+        snap = self._latest
+        quiet = time.monotonic() - self._heard
+        if snap is not None and snap.status in ("running", "paused") and quiet > STALL_S and self.alive:
+            from dataclasses import replace
+
+            return replace(
+                snap, status="stalled", steps_per_sec=0.0, error=f"no word from the trainer for {quiet:.0f} s"
+            )
+        return snap
 
     @property
     def alive(self) -> bool:
@@ -146,6 +188,9 @@ class ProcessSession:
         if self._proc.is_alive():
             self._proc.terminate()
             self._proc.join(0.1)
+        if self._proc.is_alive():  # a stopped (SIGSTOP) or wedged child ignores SIGTERM until it runs again
+            self._proc.kill()
+            self._proc.join(0.5)
         if self._reader is not None:
             self._reader.join(max(0.0, end - time.monotonic()))
         self._commands.cancel_join_thread()

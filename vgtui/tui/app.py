@@ -7,6 +7,8 @@ redraws only what changed, and turns keys into Commands.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -273,8 +275,28 @@ def run_dashboard(
 ) -> int:
     """Run the dashboard until the user quits; the session is always stopped. Returns an exit code."""
     app = VgtuiApp(config, session_factory, refresh_hz)
-    try:
-        app.run()
-    finally:
-        app.stop_session()
+    with _exit_on_signals(app):
+        try:
+            app.run()
+        finally:
+            app.stop_session()
     return app.return_code or 0
+
+
+@contextlib.contextmanager
+def _exit_on_signals(app: VgtuiApp):
+    """SIGHUP (an SSH disconnect), SIGTERM and SIGINT end the app the way q does: Textual restores the terminal,
+    the session and its trainer are stopped; the exit code is 128 + the signal's number."""
+
+    def on_signal(signum: int, _frame: object) -> None:
+        app._quitting = True
+        app.exit(return_code=128 + signum)
+
+    names = ("SIGHUP", "SIGTERM", "SIGINT")
+    caught = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    saved = {sig: signal.signal(sig, on_signal) for sig in caught}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

@@ -20,6 +20,7 @@ STATUS_STYLE = {
     "diverged": ("✖ diverged", "bold red"),
     "error": ("✖ error", "bold white on red"),
     "done": ("■ done", "bold cyan"),
+    "stalled": ("⚠ stalled", "bold black on yellow"),
     "starting": ("… starting", "bold"),
 }
 SEVERITY_STYLE = {"ok": ("✔", "green"), "warn": ("▲", "yellow"), "bad": ("✖", "bold red")}
@@ -77,6 +78,9 @@ def diagnosis_renderable(snap: Snapshot | None, error: str | None = None) -> Gro
         if not error:
             lines.append(Text("Waiting for the first training step…", "dim"))
         return Group(*lines)
+    if snap.status == "stalled":
+        lines.append(Text(f"⚠ {snap.error or 'no word from the trainer'}: it is stopped or stuck.", "bold yellow"))
+        lines.append(Text("   → q quits (the trainer is ended with it)", "cyan"))
     if snap.status == "error":
         lines.append(Text("✖ The training worker stopped with an error:", "bold red"))
         lines.append(Text("  " + (snap.error or "unknown error"), "red"))

@@ -1,0 +1,169 @@
+"""The dashboard's process lifecycle, run for real in a pseudo-terminal: whatever signal ends it (SIGHUP from an SSH
+disconnect, SIGTERM, SIGINT), in whatever state, no process is left behind and the terminal is restored; a trainer
+stopped with SIGSTOP shows as stalled and q still quits at once; after the trainer is killed, r starts a new one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc and uses a Linux pty")
+
+ALT_SCREEN_OFF = b"\x1b[?1049l"
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (children, their children, ...), read from /proc."""
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            for k in kids:
+                if k not in out:
+                    out.add(k)
+                    todo.append(k)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class Dashboard:
+    """`vgtui launch` in a pty of 100x30; reads what it draws."""
+
+    def __init__(self, *args: str) -> None:
+        env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
+        self.master, slave = pty.openpty()
+        os.set_blocking(self.master, False)
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vgtui.cli", "launch", "deep-sigmoid", "--set", "model.depth=4", *args],
+            stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+        )  # fmt: skip
+        os.close(slave)
+        self.out = b""
+
+    def read(self, seconds: float) -> bytes:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            ready, _, _ = select.select([self.master], [], [], 0.05)
+            if ready:
+                try:
+                    self.out += os.read(self.master, 65536)
+                except OSError:
+                    break
+        return self.out
+
+    def wait_for(self, text: bytes, seconds: float = 30) -> bool:
+        end = time.monotonic() + seconds
+        start = len(self.out)
+        while time.monotonic() < end:
+            self.read(0.1)
+            if text in self.out[start:]:
+                return True
+        return False
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def close(self) -> None:
+        for pid in [self.proc.pid, *descendants(self.proc.pid)]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait(5)
+        os.close(self.master)
+
+
+def trainer_running(d: Dashboard) -> set[int]:
+    """Wait until the trainer child exists and the dashboard shows steps; its process ids."""
+    assert d.wait_for(b"running"), d.out[-2000:]
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        kids = descendants(d.proc.pid)
+        if kids:
+            return kids
+        d.read(0.1)
+    raise AssertionError("no trainer process")
+
+
+def ends_cleanly(d: Dashboard, kids: set[int], seconds: float = 5) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and (d.proc.poll() is None or any(alive(k) for k in kids)):
+        d.read(0.1)
+    assert d.proc.poll() is not None, "the dashboard did not exit"
+    left = [k for k in kids if alive(k)]
+    assert not left, f"left running: {left}"
+    d.read(0.3)
+    assert ALT_SCREEN_OFF in d.out[-4000:], "the terminal was left in the alternate screen"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT], ids=["HUP", "TERM", "INT"])
+@pytest.mark.parametrize("state", ["training", "paused"])
+def test_a_signal_ends_everything_and_restores_the_terminal(sig, state):
+    d = Dashboard()
+    try:
+        kids = trainer_running(d)
+        if state == "paused":
+            d.type(b" ")
+            assert d.wait_for(b"paused")
+        os.kill(d.proc.pid, sig)
+        ends_cleanly(d, kids)
+        assert d.proc.returncode == 128 + sig
+    finally:
+        d.close()
+
+
+def test_a_stopped_trainer_shows_as_stalled_and_q_still_quits_at_once():
+    d = Dashboard()
+    try:
+        kids = trainer_running(d)
+        for k in kids:  # the trainer, not the resource tracker
+            if "multiprocessing.spawn" in Path(f"/proc/{k}/cmdline").read_text():
+                os.kill(k, signal.SIGSTOP)
+        assert d.wait_for(b"stalled", seconds=6), d.out[-2000:]
+        t0 = time.monotonic()
+        d.type(b"q")
+        ends_cleanly(d, kids, seconds=4)
+        assert time.monotonic() - t0 < 3
+    finally:
+        d.close()
+
+
+def test_after_the_trainer_is_killed_r_starts_a_new_one():
+    d = Dashboard()
+    try:
+        kids = trainer_running(d)
+        for k in kids:  # the trainer, not the resource tracker
+            if "multiprocessing.spawn" in Path(f"/proc/{k}/cmdline").read_text():
+                os.kill(k, signal.SIGKILL)
+        assert d.wait_for(b"error", seconds=10), d.out[-2000:]
+        d.type(b"r")
+        assert d.wait_for(b"running", seconds=20), d.out[-2000:]
+        assert any(alive(k) for k in descendants(d.proc.pid) - kids)
+        d.type(b"q")
+        ends_cleanly(d, descendants(d.proc.pid))
+    finally:
+        d.close()
