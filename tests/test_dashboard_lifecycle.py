@@ -50,7 +50,7 @@ def alive(pid: int) -> bool:
 class Dashboard:
     """`vgtui launch` in a pty of 100x30; reads what it draws."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, preset: str = "deep-sigmoid", *args: str) -> None:
         env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
         self.master, slave = pty.openpty()
         os.set_blocking(self.master, False)
@@ -60,7 +60,7 @@ class Dashboard:
 
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vgtui.cli", "launch", "deep-sigmoid", "--set", "model.depth=4", *args],
+            [sys.executable, "-m", "vgtui.cli", "launch", preset, "--set", "model.depth=4", *args],
             stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
         )  # fmt: skip
         os.close(slave)
@@ -121,11 +121,15 @@ def ends_cleanly(d: Dashboard, kids: set[int], seconds: float = 5) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT], ids=["HUP", "TERM", "INT"])
-@pytest.mark.parametrize("state", ["training", "paused"])
+@pytest.mark.parametrize("state", ["training", "paused", "diverged"])
 def test_a_signal_ends_everything_and_restores_the_terminal(sig, state):
-    d = Dashboard()
+    d = Dashboard("exploding" if state == "diverged" else "deep-sigmoid")
     try:
-        kids = trainer_running(d)
+        if state == "diverged":
+            assert d.wait_for(b"diverged"), d.out[-2000:]
+            kids = descendants(d.proc.pid)
+        else:
+            kids = trainer_running(d)
         if state == "paused":
             d.type(b" ")
             assert d.wait_for(b"paused")
