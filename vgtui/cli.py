@@ -1,8 +1,10 @@
-"""Command line: `vgtui launch | run | presets`. Thin: parse, build the config, call engine or dashboard."""
+"""Command line: `vgtui launch | run | replay | serve | plot | presets`. Thin: parse, build the config, call the
+engine or the dashboard."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -10,6 +12,7 @@ from typing import NoReturn
 from vgtui import __version__
 from vgtui.config import ConfigError, RunConfig, apply_sets
 from vgtui.contract import Toggle
+from vgtui.printed import CHARTS
 
 EXIT_BAD_INPUT = 2
 
@@ -107,6 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second (default 4)")
+
+    plot = sub.add_parser(
+        "plot",
+        help="print charts of a run log (loss, per-layer gradients, weights, update ratio) to the terminal",
+        epilog="examples:\n  vgtui plot run.jsonl\n  vgtui plot run.jsonl --what loss,grad --width 120 --height 20",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plot.add_argument("log", help="a run log written by vgtui run --out, launch --record or attach --out")
+    plot.add_argument(
+        "--what", default=",".join(CHARTS), help=f"charts, comma-separated (default: all of {','.join(CHARTS)})"
+    )
+    plot.add_argument("--width", type=int, default=None, help="chart width in columns (default: the terminal's)")
+    plot.add_argument("--height", type=int, default=None, help="chart height in rows (default: fits the terminal)")
+    plot.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                      help="colours: auto = on a terminal unless NO_COLOR is set")  # fmt: skip
 
     sub.add_parser("presets", help="list the preset scenes", epilog="example:\n  vgtui presets")
     return parser
@@ -211,6 +229,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    what = [w.strip() for w in args.what.split(",") if w.strip()]
+    bad = [w for w in what if w not in CHARTS]
+    if bad or not what:
+        return _fail(f"--what {args.what[:80]!r}: allowed: a comma-separated list of {', '.join(CHARTS)}")
+    for name, value, lo, hi in (("--width", args.width, 40, 1000), ("--height", args.height, 8, 500)):
+        if value is not None and not lo <= value <= hi:
+            return _fail(f"{name} {value}: allowed: an integer from {lo} to {hi}")
+    from vgtui.printed import curves_from_records, render, terminal_size
+    from vgtui.runlog import read_runlog
+
+    curves = curves_from_records(read_runlog(args.log))
+    if len(curves.steps) == 0:
+        return _fail(f"{args.log}: the run log has no step records to plot")
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    print(render(curves, what, *terminal_size(args.width, args.height), color=color))
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from vgtui.replay import SPEEDS, ReplaySession
 
@@ -236,10 +273,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_replay(args)
         if args.command == "serve":
             return cmd_serve(args)
+        if args.command == "plot":
+            return cmd_plot(args)
         parser.print_help()
         return 0
     except (ConfigError, ValueError) as exc:
         return _fail(str(exc))
+    except OSError as exc:  # a file that cannot be read or written: which one, and why
+        return _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
     except KeyboardInterrupt:
         print("vgtui: interrupted", file=sys.stderr)
         return 130
