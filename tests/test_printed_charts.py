@@ -47,3 +47,14 @@ def test_plot_survives_nan_and_a_diverged_run(tmp_path, capsys):
     assert main(["run", "exploding", "--steps", "30", "--out", str(out), "--quiet"]) == 1  # diverged: exit 1
     assert main(["plot", str(out), "--color", "never", "--width", "80", "--height", "10"]) == 0
     assert "loss" in capsys.readouterr().out
+
+
+def test_presets_lists_titles_and_descriptions_and_shows_one(capsys):
+    assert main(["presets"]) == 0
+    text = capsys.readouterr().out
+    assert "Exploding gradients, tamed by clipping" in text and "The opposite failure." in text
+    assert main(["presets", "dying-relu"]) == 0
+    one = capsys.readouterr().out
+    assert "Dying ReLU" in one and "try: lr=0.0125 + reset" in one and "--toggle 300:lr=0.0125" in one
+    assert "exploding" not in one
+    assert main(["presets", "no-such"]) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -126,7 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                       help="colours: auto = on a terminal unless NO_COLOR is set")  # fmt: skip
 
-    sub.add_parser("presets", help="list the preset scenes", epilog="example:\n  vgtui presets")
+    presets = sub.add_parser(
+        "presets",
+        help="list the preset scenes with what each shows, or show one",
+        epilog="examples:\n  vgtui presets\n  vgtui presets exploding",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    presets.add_argument("name", nargs="?", help="a preset name or .toml path: show it with its suggested remedies")
     return parser
 
 
@@ -142,21 +149,27 @@ def resolve_config(spec: str, sets: list[str], steps: int | None = None, seed: i
     return apply_sets(config, extra)
 
 
-def cmd_presets() -> int:
+def cmd_presets(name: str | None = None) -> int:
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
-    from vgtui.presets import list_presets
+    from vgtui.engine.toggles import parse_remedy
+    from vgtui.presets import list_presets, resolve
 
-    table = Table(title="vgtui presets", show_lines=False)
-    table.add_column("name", style="bold cyan")
-    table.add_column("model")
-    table.add_column("title")
-    for cfg in list_presets():
+    console = Console()
+    for cfg in [resolve(name)] if name else list_presets():
         m = cfg.model
-        model = f"RNN {m.cell}" if m.kind == "rnn" else f"MLP {m.depth}x{m.width} {m.activation}"
-        table.add_row(cfg.name, model, cfg.title)
-    Console().print(table)
+        model = f"RNN, {m.cell} cell" if m.kind == "rnn" else f"MLP {m.depth}x{m.width} {m.activation}, {m.init} init"
+        console.print(Text.assemble((cfg.name, "bold cyan"), "  ", (cfg.title, "bold"), f"  ({model})"))
+        width = max(40, min(console.width, 100))
+        console.print(textwrap.fill(cfg.description, width, initial_indent="  ", subsequent_indent="  "))
+        for remedy in cfg.suggest:
+            toggles = " ".join(f"--toggle 300:{c.name}={c.value}" if isinstance(c, Toggle) else "--toggle 300:reset"
+                               for c in parse_remedy(remedy))  # fmt: skip
+            console.print(Text.assemble("  try: ", (remedy, "cyan"), "   vgtui run: ", (toggles, "dim")))
+        console.print()
+    if not name:
+        console.print("vgtui launch NAME opens one in the dashboard; vgtui presets NAME shows one.")
     return 0
 
 
@@ -264,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "presets":
-            return cmd_presets()
+            return cmd_presets(args.name)
         if args.command == "run":
             return cmd_run(args)
         if args.command == "launch":
