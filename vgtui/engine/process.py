@@ -47,11 +47,13 @@ def _child_main(config: RunConfig, device: str, options: dict[str, Any], command
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     session.start()
+    parent = mp.parent_process()
     while True:
         try:
             command = commands.get(timeout=0.05)
         except queue.Empty:
-            if not session.alive:
+            # Stop with the session, or once the dashboard is gone however it died (kill -9 included).
+            if not session.alive or (parent is not None and os.getppid() != parent.pid):
                 break
             continue
         if command == _STOP:
