@@ -222,8 +222,7 @@ class VgtuiServer(Server):
             await websocket.send_bytes(f"\x1b[2J\x1b[H\x1b[1;33m{text}\x1b[0m\r\n".encode())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FULL_HOLD_S):
-                    async for _ in websocket:
-                        pass
+                    await self._process_messages(websocket, _NoApp())
         finally:
             self.waiting.discard(websocket)
             await websocket.close()
@@ -264,6 +263,22 @@ class VgtuiServer(Server):
         for session in list(self.sessions):
             if session.pid is not None:
                 kill_group(session.pid, signal.SIGKILL)
+
+
+class _NoApp:
+    """Where a tab told "full" sends its keys and resizes: nowhere (its pings are still answered)."""
+
+    async def send_bytes(self, data: bytes) -> bool:
+        return False
+
+    async def set_terminal_size(self, width: int, height: int) -> None:
+        pass
+
+    async def blur(self) -> None:
+        pass
+
+    async def focus(self) -> None:
+        pass
 
 
 _FULL_PAGE = """<!DOCTYPE html>
