@@ -105,12 +105,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the dashboard in a web page (for projectors); loopback only unless --host says otherwise",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  vgtui serve deep-sigmoid              # then open http://127.0.0.1:8000\n"
-        "  ssh -L 8000:127.0.0.1:8000 gpu-box  # on your laptop, to reach a remote vgtui serve",
+        "  ssh -L 8000:127.0.0.1:8000 gpu-box  # on your laptop, to reach a remote vgtui serve\n"
+        "  vgtui serve deep-sigmoid --host 0.0.0.0 --max-sessions 4   # prints a URL with a token",
     )
     serve.add_argument("preset", nargs="?", help="preset name or .toml path (default: the picker)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only; else a token)"
+    )
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second (default 4)")
+    serve.add_argument(
+        "--token", default=None, help="required in the URL (?token=...); off loopback one is made up and printed"
+    )
+    serve.add_argument(
+        "--max-sessions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="browser sessions at once (default: min(CPUs, available memory / 500 MB), at least 1)",
+    )
+    serve.add_argument(
+        "--allow-host",
+        dest="allow_hosts",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="one more host name the server is reached at, e.g. gpu-box.lan with --host 0.0.0.0 (repeatable)",
+    )
 
     plot = sub.add_parser(
         "plot",
@@ -215,30 +236,38 @@ def cmd_launch(args: argparse.Namespace) -> int:
     return run_dashboard(config, factory, refresh_hz=args.refresh_hz)
 
 
-def serve_command(args: argparse.Namespace) -> str:
-    """The `vgtui launch ...` command line each browser connection runs (checked before serving)."""
-    import shlex
-
-    parts = [sys.executable, "-m", "vgtui.cli", "launch"]
+def serve_launch_args(args: argparse.Namespace) -> list[str]:
+    """The `vgtui launch` arguments each browser session runs, checked now as launch would check them."""
+    if args.sets and not args.preset:
+        raise ValueError("--set needs a preset: vgtui serve PRESET --set section.key=value")
+    if args.refresh_hz is not None and not 0.1 <= args.refresh_hz <= 60:
+        raise ValueError(f"--refresh-hz {args.refresh_hz:g}: allowed: a number from 0.1 to 60")
+    parts = []
     if args.preset:
-        resolve_config(args.preset, args.sets)  # a bad preset fails here, not in every browser tab
+        resolve_config(args.preset, args.sets)  # a bad preset or --set fails here, not in every browser tab
         parts.append(args.preset)
     for assignment in args.sets:
         parts += ["--set", assignment]
     parts += ["--device", args.device]
     if args.refresh_hz is not None:
         parts += ["--refresh-hz", str(args.refresh_hz)]
-    return shlex.join(parts)
+    return parts
+
+
+def serve_command(args: argparse.Namespace) -> str:
+    """The `vgtui launch ...` command line each browser connection runs (checked before serving)."""
+    import shlex
+
+    return shlex.join([sys.executable, "-m", "vgtui.cli", "launch", *serve_launch_args(args)])
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    if not 1 <= args.port <= 65535:
-        return _fail(f"--port {args.port}: allowed: 1 to 65535")
-    command = serve_command(args)
-    from textual_serve.server import Server
+    from vgtui.serve.start import prepare
 
-    print(f"vgtui: serving on http://{args.host}:{args.port} (Ctrl+C stops)", file=sys.stderr)
-    Server(command, host=args.host, port=args.port, title="vgtui").serve()
+    server, banner = prepare(args, serve_launch_args(args))  # options, device, address: exit 2 on a problem
+    for line in banner:
+        print(line, file=sys.stderr)
+    server.serve()
     return 0
 
 
