@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -81,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--toggle", dest="toggles", action="append", default=[], metavar="STEP:NAME=VALUE",
                      help="apply a toggle at a step, e.g. 200:activation=relu, or 200:reset (repeatable); "
                           "a diverged run takes the next scheduled group at once")  # fmt: skip
-    run.add_argument("--out", default=None, metavar="FILE.jsonl", help="write the run log here")
+    run.add_argument("--out", default=None, metavar="FILE.jsonl",
+                     help="write the run log here (an existing file is refused unless --force)")  # fmt: skip
+    run.add_argument("--force", action="store_true", help="overwrite the --out file if it exists")
     run.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
 
     replay = sub.add_parser(
@@ -156,9 +160,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             normalize(toggle, config.model.kind)
         except ToggleError as exc:
             raise ToggleError(f"--toggle {step}:{toggle.name}={toggle.value}: {exc}") from None
-    from vgtui.headless import run_headless
+    if args.force and not args.out:
+        return _fail("--force overwrites the --out file; give --out FILE.jsonl too")
+    writer = None
+    if args.out is not None:
+        from vgtui.runlog import RunLogWriter
 
-    return run_headless(config, schedule, device=args.device, out=args.out, quiet=args.quiet)
+        writer = RunLogWriter(args.out, force=args.force)  # a bad path is refused now, before torch loads
+    try:
+        from vgtui.headless import run_headless
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
+    return run_headless(config, schedule, device=args.device, out=writer, quiet=args.quiet)
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
@@ -223,6 +238,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if hasattr(signal, "SIGXFSZ"):  # past `ulimit -f` a write fails with EFBIG instead of killing the process
+        with contextlib.suppress(ValueError):  # (signal handlers can only be set from the main thread)
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
