@@ -229,8 +229,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from vgtui.replay import SPEEDS, ReplaySession
 
-    if not SPEEDS[0] <= args.speed <= SPEEDS[1]:
+    if not SPEEDS[0] <= args.speed <= SPEEDS[1]:  # (NaN fails every comparison)
         return _fail(f"--speed {args.speed:g}: allowed: a number from {SPEEDS[0]:g} to {SPEEDS[1]:g}")
+    if args.refresh_hz is not None and not 0.1 <= args.refresh_hz <= 60:
+        return _fail(f"--refresh-hz {args.refresh_hz:g}: allowed: a number from 0.1 to 60")
     session = ReplaySession(args.log, speed=args.speed)  # reads and checks the log before the screen changes
     from vgtui.tui.app import run_dashboard
 

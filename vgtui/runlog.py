@@ -302,16 +302,10 @@ class Recorder:
 
 
 def read_runlog(path: Path | str) -> list[dict[str, Any]]:
-    """Read a run log, skipping a torn last line (a killed run)."""
-    records = []
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
-            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
-    return records
+    """Every record of a run log, checked, in file order; a torn last line (a killed run) is skipped.
+
+    For small logs and tools; `vgtui replay` indexes a log instead of loading it (vgtui.logreader).
+    """
+    from vgtui.logreader import iter_records  # (it imports this module)
+
+    return list(iter_records(path))
