@@ -23,6 +23,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"vgtui: error: {message} (see '{self.prog} --help')\n")
 
 
+MAX_OPTION = 255  # characters in one --toggle
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """A value echoed in a message: its first `limit` characters, then '…'."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _fail(message: str) -> int:
     one_line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
     print(f"vgtui: error: {one_line}", file=sys.stderr)
@@ -151,6 +159,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.steps is not None and args.steps < 1:
         return _fail(f"--steps {args.steps}: allowed: an integer >= 1")
+    for text in args.toggles:  # (the toggle parser echoes what it reads: keep a pasted megabyte off the screen)
+        if len(text) > MAX_OPTION:
+            return _fail(f"--toggle {_clip(text)} is {len(text):,} characters long; allowed: STEP:name=value, "
+                         f"up to {MAX_OPTION}")  # fmt: skip
     config = resolve_config(args.preset, args.sets, args.steps, args.seed)
     schedule = [parse_scheduled(t) for t in args.toggles]
     for step, toggle in schedule:
@@ -159,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             normalize(toggle, config.model.kind)
         except ToggleError as exc:
-            raise ToggleError(f"--toggle {step}:{toggle.name}={toggle.value}: {exc}") from None
+            raise ToggleError(f"--toggle {step}:{toggle.name}={_clip(toggle.value)}: {exc}") from None
     if args.force and not args.out:
         return _fail("--force overwrites the --out file; give --out FILE.jsonl too")
     writer = None
