@@ -4,7 +4,9 @@ engine or the dashboard."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -23,6 +25,14 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"vgtui: error: {message} (see '{self.prog} --help')\n")
+
+
+MAX_OPTION = 255  # characters in one --toggle
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """A value echoed in a message: its first `limit` characters, then '…'."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _fail(message: str) -> int:
@@ -85,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--toggle", dest="toggles", action="append", default=[], metavar="STEP:NAME=VALUE",
                      help="apply a toggle at a step, e.g. 200:activation=relu, or 200:reset (repeatable); "
                           "a diverged run takes the next scheduled group at once")  # fmt: skip
-    run.add_argument("--out", default=None, metavar="FILE.jsonl", help="write the run log here")
+    run.add_argument("--out", default=None, metavar="FILE.jsonl",
+                     help="write the run log here (an existing file is refused unless --force)")  # fmt: skip
+    run.add_argument("--force", action="store_true", help="overwrite the --out file if it exists")
     run.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
 
     replay = sub.add_parser(
@@ -199,6 +211,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.steps is not None and args.steps < 1:
         return _fail(f"--steps {args.steps}: allowed: an integer >= 1")
+    for text in args.toggles:  # (the toggle parser echoes what it reads: keep a pasted megabyte off the screen)
+        if len(text) > MAX_OPTION:
+            return _fail(f"--toggle {_clip(text)} is {len(text):,} characters long; allowed: STEP:name=value, "
+                         f"up to {MAX_OPTION}")  # fmt: skip
     config = resolve_config(args.preset, args.sets, args.steps, args.seed)
     schedule = [parse_scheduled(t) for t in args.toggles]
     for step, toggle in schedule:
@@ -207,10 +223,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             normalize(toggle, config.model.kind)
         except ToggleError as exc:
-            raise ToggleError(f"--toggle {step}:{toggle.name}={toggle.value}: {exc}") from None
-    from vgtui.headless import run_headless
+            raise ToggleError(f"--toggle {step}:{toggle.name}={_clip(toggle.value)}: {exc}") from None
+    if args.force and not args.out:
+        return _fail("--force overwrites the --out file; give --out FILE.jsonl too")
+    writer = None
+    if args.out is not None:
+        from vgtui.runlog import RunLogWriter
 
-    return run_headless(config, schedule, device=args.device, out=args.out, quiet=args.quiet)
+        writer = RunLogWriter(args.out, force=args.force)  # a bad path is refused now, before torch loads
+    try:
+        from vgtui.headless import run_headless
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
+    return run_headless(config, schedule, device=args.device, out=writer, quiet=args.quiet)
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
@@ -279,10 +306,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for name, value, lo, hi in (("--width", args.width, 40, 1000), ("--height", args.height, 8, 500)):
         if value is not None and not lo <= value <= hi:
             return _fail(f"{name} {value}: allowed: an integer from {lo} to {hi}")
+    from vgtui.logreader import iter_records
     from vgtui.printed import curves_from_records, render, terminal_size
-    from vgtui.runlog import read_runlog
 
-    curves = curves_from_records(read_runlog(args.log))
+    curves = curves_from_records(iter_records(args.log))  # streamed: a log of any length in a bounded History
     if len(curves.steps) == 0:
         return _fail(f"{args.log}: the run log has no step records to plot")
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
@@ -293,8 +320,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from vgtui.replay import SPEEDS, ReplaySession
 
-    if not SPEEDS[0] <= args.speed <= SPEEDS[1]:
+    if not SPEEDS[0] <= args.speed <= SPEEDS[1]:  # (NaN fails every comparison)
         return _fail(f"--speed {args.speed:g}: allowed: a number from {SPEEDS[0]:g} to {SPEEDS[1]:g}")
+    if args.refresh_hz is not None and not 0.1 <= args.refresh_hz <= 60:
+        return _fail(f"--refresh-hz {args.refresh_hz:g}: allowed: a number from 0.1 to 60")
     session = ReplaySession(args.log, speed=args.speed)  # reads and checks the log before the screen changes
     from vgtui.tui.app import run_dashboard
 
@@ -302,6 +331,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if hasattr(signal, "SIGXFSZ"):  # past `ulimit -f` a write fails with EFBIG instead of killing the process
+        with contextlib.suppress(ValueError):  # (signal handlers can only be set from the main thread)
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -157,8 +157,13 @@ def _coerce(source: str, dotted: str, raw: Any) -> Any:
 
 
 def _name(key: str) -> str:
-    """A key as typed, quoted when it is not a plain name (so odd characters stay on one line)."""
-    return key if key.replace("_", "").isalnum() and key.isascii() else repr(key)
+    """A key as typed, quoted when it is not a plain name (so odd characters stay on one line), at most 80 chars."""
+    return _clip(key if key.replace("_", "").isalnum() and key.isascii() else repr(key))
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """Text a message echoes (a --set option, a key): at most `limit` characters, the rest cut to '…'."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _show(v: Any) -> str:
@@ -212,7 +217,7 @@ def from_dict(doc: dict[str, Any], source: str, name: str = "custom") -> RunConf
             top[key] = value
         else:
             allowed = ", ".join([*TOP_LEVEL, *(f"[{s}]" for s in SCHEMA)])
-            raise ConfigError(f"{source}: unknown key {key!r}; allowed: {allowed}")
+            raise ConfigError(f"{source}: unknown key {_clip(repr(key))}; allowed: {allowed}")
     cfg = RunConfig(
         name=name,
         title=top.get("title", name),
@@ -290,14 +295,14 @@ def load_file(path: Path, name: str | None = None) -> RunConfig:
 def parse_assignment(text: str, what: str = "--set") -> tuple[str, Any]:
     """'model.depth=30' -> ('model.depth', 30). The value is read as TOML, else as a bare string."""
     if "=" not in text:
-        raise ConfigError(f"{what} {text!r}: expected section.key=value, e.g. model.depth=30")
+        raise ConfigError(f"{what} {_clip(repr(text))}: expected section.key=value, e.g. model.depth=30")
     key, raw = text.split("=", 1)
     key, raw = key.strip(), raw.strip()
     if raw == "":
-        raise ConfigError(f"{what} {text!r}: the value after '=' is empty; expected section.key=value")
+        raise ConfigError(f"{what} {_clip(repr(text))}: the value after '=' is empty; expected section.key=value")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except (tomllib.TOMLDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # (not TOML, or an integer of more than 4,300 digits): a bare string
         value = raw
     return key, value
 
@@ -306,12 +311,12 @@ def apply_sets(cfg: RunConfig, assignments: list[str]) -> RunConfig:
     """Apply --set section.key=value overrides, validating each like a preset value."""
     for text in assignments:
         key, value = parse_assignment(text)
-        source = f"--set {text}"
+        source = f"--set {_clip(text)}"
         if "." not in key:
             raise ConfigError(f"{source}: expected section.key, sections: {', '.join(SCHEMA)}")
         section, sub = key.split(".", 1)
         if section not in SCHEMA:
-            raise ConfigError(f"{source}: unknown section {section!r}; allowed: {', '.join(SCHEMA)}")
+            raise ConfigError(f"{source}: unknown section {_clip(repr(section))}; allowed: {', '.join(SCHEMA)}")
         if sub not in SCHEMA[section]:
             raise ConfigError(
                 f"{source}: unknown key {section}.{_name(sub)}; allowed in [{section}]: {', '.join(SCHEMA[section])}"

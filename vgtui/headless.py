@@ -13,7 +13,7 @@ from vgtui.config import RunConfig
 from vgtui.contract import Command, Snapshot, Toggle
 from vgtui.engine.session import Session
 from vgtui.engine.toggles import parse_remedy
-from vgtui.runlog import Recorder, RunLogWriter, meta_record
+from vgtui.runlog import Recorder, RunLogError, RunLogWriter, meta_record
 
 
 def run_headless(
@@ -21,16 +21,30 @@ def run_headless(
     schedule: list[tuple[int, Command]],
     *,
     device: str = "auto",
-    out: str | None = None,
+    out: str | RunLogWriter | None = None,
     quiet: bool = False,
+    force: bool = False,
 ) -> int:
-    """Train `config.train.steps` steps; returns the exit code (0 ok, 1 worker error, 130 interrupted)."""
+    """Train `config.train.steps` steps; returns the exit code (0 ok, 1 failed run or run log, 130 interrupted).
+
+    `out` is a path or an already opened RunLogWriter (the command line opens it before importing torch, so that a
+    bad path is refused at once).
+    """
     console = Console(stderr=True)
-    writer = RunLogWriter(out) if out else None
+    writer = RunLogWriter(out, force=force) if isinstance(out, str) else out
     recorder = Recorder(writer)
-    session = Session(config, device=device, max_steps=config.train.steps, schedule=schedule, on_publish=recorder)
+    try:
+        session = Session(config, device=device, max_steps=config.train.steps, schedule=schedule, on_publish=recorder)
+    except BaseException:
+        if writer is not None:
+            writer.discard()  # no run, no file left behind to refuse the next try
+        raise
     if writer is not None:
-        writer.write(meta_record(config, str(session.device), session.trainer.layer_names()))
+        try:
+            writer.write(meta_record(config, str(session.device), session.trainer.layer_names()))
+        except RunLogError as exc:
+            print(f"vgtui: error: {exc}; nothing was trained", file=sys.stderr)
+            return 1
     total = config.train.steps
     code = 0
     try:
@@ -46,7 +60,7 @@ def run_headless(
             transient=True,
         ) as progress:
             task = progress.add_task(config.name, total=total, info="")
-            while not session.done.wait(0.1):
+            while not session.done.wait(0.1) and session.alive:
                 snap = session.latest()
                 if snap is not None:
                     progress.update(task, completed=snap.step, info=f"loss {snap.loss:.4f}")
@@ -55,23 +69,42 @@ def run_headless(
                 progress.update(task, completed=snap.step)
     except KeyboardInterrupt:
         code = 130
-        console.print("[yellow]interrupted: the run log is complete up to the last step written[/]")
     finally:
         session.stop(timeout=2.0)
         if writer is not None:
             writer.close()
     last = session.latest()
-    if last is not None and last.status == "error":
+    if code == 130:
+        console.print(f"[yellow]interrupted: {_log_state(recorder, writer)}[/]", highlight=False)
+    elif recorder.error is not None:
+        print(f"vgtui: error: {recorder.error}; training stopped", file=sys.stderr)
+        code = 1
+    elif last is not None and last.status == "error":
         print(f"vgtui: error: {last.error}", file=sys.stderr)
         code = 1
-    if last is not None:
-        _summary(console if code or last.status == "diverged" else Console(), config, recorder.first, last, out)
+    elif not session.done.is_set():
+        print("vgtui: error: the training thread stopped without finishing the run", file=sys.stderr)
+        code = 1
+    if last is not None:  # on stderr after a failed run, except after a run log failure: that is one line there
+        loud = (code and recorder.error is None) or last.status == "diverged"
+        _summary(console if loud else Console(), config, recorder.first, last, out)
     if last is not None and last.status == "diverged" and code == 0:
         at = next((e.step for e in reversed(last.events) if e.name == "reset"), 0)
         print(f"vgtui: the run diverged (loss NaN/Inf) by step {last.step} and nothing scheduled could resume it; "
               f"try {_toggles(config, at)}", file=sys.stderr)  # fmt: skip
         code = 1
     return code
+
+
+def _log_state(recorder: Recorder, writer: RunLogWriter | None) -> str:
+    """What an interrupted run left in its log, claimed only as far as it is true."""
+    if writer is None:
+        return "no run log was written (no --out)"
+    if recorder.error is not None:
+        return str(recorder.error)
+    if recorder.last_step is None:
+        return f"the run log {writer.path} has no step yet"
+    return f"the run log {writer.path} is complete up to step {recorder.last_step}, every line whole"
 
 
 def _toggles(config: RunConfig, step: int) -> str:
@@ -89,7 +122,7 @@ def _fmt(x: float) -> str:
     return f"{x:.2e}" if (x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e4)) else f"{x:.4f}"
 
 
-def _summary(console: Console, config: RunConfig, first: Snapshot | None, last: Snapshot, out: str | None) -> None:
+def _summary(console: Console, config: RunConfig, first: Snapshot | None, last: Snapshot, out: object) -> None:
     table = Table(title=f"{config.name}: {last.status} at step {last.step}", show_header=True)
     table.add_column("")
     table.add_column("first", justify="right")
@@ -109,7 +142,7 @@ def _summary(console: Console, config: RunConfig, first: Snapshot | None, last: 
         if v.remedies:
             console.print(f"    remedies (dashboard keys in brackets): {'; '.join(v.remedies)}")
     if out:
-        console.print(f"run log: {out}")
+        console.print(f"run log: {out.path if isinstance(out, RunLogWriter) else out}", highlight=False)
 
 
 def _ratio_rows(first: Snapshot, last: Snapshot) -> list[tuple[str, float, float]]:

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import math
 import queue
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vgtui.config import ConfigError, from_resolved, model_state
+from vgtui.config import model_state
 from vgtui.contract import (
     HIST_BINS,
     HIST_EDGES,
     Command,
-    Event,
     ModelState,
     NextEvent,
     Notice,
@@ -34,11 +34,16 @@ from vgtui.contract import (
     Verdict,
 )
 from vgtui.history import LAYERWISE, History
-from vgtui.runlog import read_runlog
+from vgtui.logreader import RunLogIndex
+from vgtui.runlog import RunLogError
 from vgtui.worker import ThreadedSession
 
 BASE_RATE = 10.0  # published steps shown per second at x1
 SPEEDS = (0.5, 8.0)
+SAMPLE_ROWS = 2048  # records a rebuilt history holds at most (a chart draws at most a few hundred points)
+CACHE_ROWS = 6144  # history rows kept for the next rebuild (~2 KB each for 20 layers)
+CHECK_ALL_BYTES = 8 << 20  # a log up to this size has every record checked when opened (~0.3 s)
+MAX_EVENTS, MAX_NOTICES = 500, 20  # what a live session keeps in its snapshots
 
 
 def _arr(values: Any) -> np.ndarray:
@@ -51,41 +56,61 @@ def _num(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+class ReplayBroken(RunLogError):
+    """A step record that is not valid, found while playing: `index` is its position among the step records."""
+
+    def __init__(self, index: int, exc: RunLogError) -> None:
+        super().__init__(str(exc), exc.reason)
+        self.index = index
+
+
 class ReplaySession(ThreadedSession):
-    """Plays a run log (from `vgtui run --out` or `vgtui launch --record`)."""
+    """Plays a run log (from `vgtui run --out` or `vgtui launch --record`).
+
+    The log is indexed, not loaded (vgtui.logreader): each step record is read back when it is shown. Going back,
+    or far forward, rebuilds the history from at most SAMPLE_ROWS evenly spaced records (the charts draw fewer
+    points than that), so a step back near the end of 100,000 records is as quick as one near the start.
+    """
 
     thread_name = "vgtui-replay"
 
     def __init__(self, path: str | Path, speed: float = 1.0) -> None:
         super().__init__()
+        self.log = RunLogIndex(path)
         try:
-            records = read_runlog(path)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not a vgtui run log ({exc})") from None
-        if not records or records[0].get("type") != "meta" or "config" not in records[0]:
-            raise ConfigError(f"{path}: not a vgtui run log: the first line must be the 'meta' record")
-        meta = records[0]
-        try:
-            self.config = from_resolved(meta["config"])
-        except TypeError as exc:
-            raise ConfigError(f"{path}: the meta record's config is not valid ({exc})") from None
-        self.steps = [_upgrade(r) for r in records if r.get("type") == "step" and isinstance(r.get("step"), int)]
-        if not self.steps:
-            raise ConfigError(f"{path}: the run log has no step records to replay")
-        self.device = f"replay of {meta.get('device', '?')}"
-        self.events = [Event(r["step"], r["name"], str(r["value"])) for r in records if r.get("type") == "event"]
-        self.diagnoses = [(r["step"], _verdicts(r)) for r in records if r.get("type") == "diagnosis"]
-        self.recorded_notices = [
-            (r["step"], r.get("level", "info"), r["text"]) for r in records if r.get("type") == "notice"
-        ]
+            self._open()
+        except BaseException:
+            self.log.close()
+            raise
         self.history = History()
         self.speed = min(max(speed, SPEEDS[0]), SPEEDS[1])
         self.pos = -1
         self.playing = True
         self._notices: list[Notice] = []
+        self._rows: OrderedDict[int, tuple[int, dict[str, float], dict[str, np.ndarray]]] = OrderedDict()
         self._goto(0)
+
+    def _open(self) -> None:
+        log = self.log
+        self.config = log.config
+        self.steps = log.steps  # the step number of each step record
+        if not len(self.steps):
+            raise RunLogError(f"{log.label}: the run log has no step records to replay")
+        self.end = len(self.steps)  # records that can be shown: a bad record found while playing ends it early
+        self.device = f"replay of {log.meta.get('device') or '?'}"
+        self.events = log.events
+        self.diagnoses = log.diagnoses
+        self.recorded_notices = log.notices
+        self._diagnosis_steps = np.array([at for at, _ in self.diagnoses], dtype=np.int64)
+        self._diagnoses_sorted = bool(np.all(np.diff(self._diagnosis_steps) >= 0))
+        # refused now, before the screen changes: a broken first or last record; every record of a small log
+        for i in range(len(self.steps)) if log.size <= CHECK_ALL_BYTES else (0, len(self.steps) - 1):
+            log.record(i)
+
+    def stop(self, timeout: float = 1.0) -> None:
+        super().stop(timeout)
+        if not self.alive:
+            self.log.close()
 
     # ------------------------------------------------------------------ playback
 
@@ -104,7 +129,7 @@ class ReplaySession(ThreadedSession):
         if isinstance(command, Pause):
             self.playing = False
         elif isinstance(command, Resume):
-            self.playing = self.pos < len(self.steps) - 1
+            self.playing = self.pos < self.end - 1
         elif isinstance(command, Step):
             self.playing = False
             self._goto(self.pos + max(1, command.count))
@@ -114,11 +139,11 @@ class ReplaySession(ThreadedSession):
             self.speed = min(max(self.speed * command.factor, SPEEDS[0]), SPEEDS[1])
             self._notify("info", f"replay speed x{self.speed:g}")
         elif isinstance(command, NextEvent):
-            step = self.steps[self.pos]["step"]
+            step = int(self.steps[self.pos])
             later = [e.step for e in self.events if e.step > step]
             if later:
-                after = [i for i, r in enumerate(self.steps) if r["step"] > later[0]]
-                self._goto(after[0] if after else len(self.steps) - 1)
+                after = np.flatnonzero(self.steps[: self.end] > later[0])
+                self._goto(int(after[0]) if len(after) else self.end - 1)
             else:
                 self._notify("info", "no later toggle in this recording")
         elif isinstance(command, Reset):
@@ -128,24 +153,66 @@ class ReplaySession(ThreadedSession):
         self._publish()
 
     def _goto(self, index: int) -> None:
-        index = min(max(index, 0), len(self.steps) - 1)
-        if index < self.pos:  # going back: rebuild the history from the start
-            self.history.clear()
-            self.pos = -1
-        for i in range(self.pos + 1, index + 1):
-            self._add_row(self.steps[i])
-        self.pos = index
-        if index == len(self.steps) - 1:
+        index = min(max(index, 0), self.end - 1)
+        try:
+            if index < self.pos or index - self.pos > SAMPLE_ROWS:
+                self._rebuild(index)
+            else:
+                for i in range(self.pos + 1, index + 1):
+                    self._append(self._row(i))
+                    self.pos = i
+            self.pos = index
+            self._publish()
+        except ReplayBroken as exc:
             self.playing = False
-        self._publish()
+            self._notify("error", f"{exc}; the replay ends before it")
+            if exc.index == 0 or exc.index >= self.end:
+                return
+            self.end = exc.index
+            self._goto(min(index, self.end - 1))
+            return
+        if index == self.end - 1:
+            self.playing = False
 
-    def _add_row(self, r: dict) -> None:
+    def _rebuild(self, index: int) -> None:
+        """The history of records 0..index from at most SAMPLE_ROWS of them, evenly spaced, the last included."""
+        stride = 1
+        while (index + 1) / stride > SAMPLE_ROWS:
+            stride *= 2
+        picks = list(range(0, index + 1, stride))
+        if picks[-1] != index:
+            picks.append(index)
+        rows = [self._row(i) for i in picks]  # all read before the history changes (one may be broken)
+        self.history.clear()
+        for row in rows:
+            self._append(row)
+        self.pos = index
+
+    def _record(self, index: int) -> dict:
+        try:
+            return _upgrade(self.log.record(index))
+        except RunLogError as exc:
+            raise ReplayBroken(index, exc) from None
+
+    def _row(self, index: int) -> tuple[int, dict[str, float], dict[str, np.ndarray]]:
+        """Record `index` as a history row (step, scalars, per-layer arrays), from a bounded cache."""
+        row = self._rows.get(index)
+        if row is not None:
+            self._rows.move_to_end(index)
+            return row
+        r = self._record(index)
         scalars = {k: _num(r.get(k)) for k in ("loss", "acc", "lr", "grad_total")}
         scalars["clipped"] = float(bool(r.get("clipped")))
-        layers = {"grad_norm": _arr(r.get("grad_norm"))}
-        if r.get("stats_step") == r["step"]:
-            layers.update({k: _arr(r.get(k)) for k in LAYERWISE if k != "grad_norm"})
-        self.history.append(r["step"], scalars, layers)
+        keys = LAYERWISE if r.get("stats_step") == r["step"] else ("grad_norm",)
+        layers = {k: _arr(r.get(k)).astype(np.float32) for k in keys}
+        row = (r["step"], scalars, layers)
+        self._rows[index] = row
+        if len(self._rows) > CACHE_ROWS:
+            self._rows.popitem(last=False)
+        return row
+
+    def _append(self, row: tuple[int, dict[str, float], dict[str, np.ndarray]]) -> None:
+        self.history.append(*row)
 
     def _notify(self, level: str, text: str) -> None:
         self._notices.append(Notice(len(self._notices) + 1 + 1000, level, text))
@@ -153,19 +220,27 @@ class ReplaySession(ThreadedSession):
     def _publish(self) -> None:
         self._latest = self.snapshot(self.pos)
 
-    def snapshot(self, index: int) -> Snapshot:
-        """The Snapshot the live session published at step record `index`."""
-        r = self.steps[index]
-        step = r["step"]
-        n = len(r.get("grad_norm") or ())
-        state = r.get("model_state")
-        model = ModelState(**state) if isinstance(state, dict) else model_state(self.config)
+    def _verdicts_at(self, step: int) -> tuple[Verdict, ...]:
+        if self._diagnoses_sorted:
+            i = int(np.searchsorted(self._diagnosis_steps, step, side="right")) - 1
+            return self.diagnoses[i][1] if i >= 0 else ()
         verdicts: tuple[Verdict, ...] = ()
         for at, vs in self.diagnoses:
             if at <= step:
                 verdicts = vs
-        recorded = [Notice(i + 1, lvl, text) for i, (at, lvl, text) in enumerate(self.recorded_notices) if at <= step]
-        last = index == len(self.steps) - 1
+        return verdicts
+
+    def snapshot(self, index: int) -> Snapshot:
+        """The Snapshot the live session published at step record `index`."""
+        r = self._record(index)
+        step = r["step"]
+        n = len(r.get("grad_norm") or ())
+        state = r.get("model_state")
+        model = ModelState(**state) if isinstance(state, dict) else model_state(self.config)
+        verdicts = self._verdicts_at(step)
+        shown = [(i, notice) for i, notice in enumerate(self.recorded_notices) if notice[0] <= step][-MAX_NOTICES:]
+        recorded = [Notice(i + 1, lvl, text) for i, (_, lvl, text) in shown]
+        last = index == self.end - 1
         status = "paused" if not self.playing else "running"
         if last:
             status = "done" if r.get("status") in (None, "done", "running") else r.get("status", "done")
@@ -202,7 +277,7 @@ class ReplaySession(ThreadedSession):
             time_grad_norm=_arr(tgn) if tgn else None,
             model=model,
             verdicts=verdicts,
-            events=tuple(e for e in self.events if e.step <= step),
+            events=tuple([e for e in self.events if e.step <= step][-MAX_EVENTS:]),
             notices=tuple(recorded + self._notices),
             steps_per_sec=_num(r.get("steps_per_sec")) * (1 if self.playing else 0) if r.get("steps_per_sec") else 0.0,
             device=f"{self.device} · x{self.speed:g} · {index + 1}/{len(self.steps)}",
@@ -210,6 +285,7 @@ class ReplaySession(ThreadedSession):
             title=self.config.title,
             error=None,
             stats_step=int(r.get("stats_step") or 0),
+            grad_step=int(r.get("grad_step") or step),
             time_cell_grad_norm=_arr(tcgn) if tcgn else None,
         )
 
@@ -233,7 +309,3 @@ def _upgrade(record: dict) -> dict:
         if state.get("activation") != "relu":
             record["dead"] = unknown
     return record
-
-
-def _verdicts(record: dict) -> tuple[Verdict, ...]:
-    return tuple(Verdict(v["code"], v["severity"], v["text"], tuple(v.get("remedies", ()))) for v in record["verdicts"])

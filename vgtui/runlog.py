@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
+import os
+import stat
+import threading
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -96,63 +101,211 @@ def meta_record(config: RunConfig, device: str, layers: list[str]) -> dict[str, 
     }
 
 
-class RunLogWriter:
-    """Appends records as JSON lines, flushing each, so every line but the one being written is valid."""
+class RunLogError(ValueError):
+    """A run log that cannot be written or read. str() is one line naming the file and what went wrong;
+    `reason` is the bare cause (e.g. 'No space left on device (ENOSPC)')."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+_OPEN_REASONS = {
+    errno.ENOTDIR: "a part of the path is not a folder",
+    errno.EACCES: "not writable (permission denied)",
+    errno.EPERM: "not writable (operation not permitted)",
+    errno.EROFS: "not writable (read-only file system)",
+    errno.EISDIR: "is a folder; give a file name such as run.jsonl",
+    errno.ENAMETOOLONG: "the name is too long; allowed: up to 255 bytes a name",
+    errno.ENXIO: "is a pipe with no reader",
+    errno.ELOOP: "is a symbolic link; use --force to write through it, or another name",
+}
+
+
+def show_path(path: Path | str, limit: int = 120) -> str:
+    """A path for a message: in full up to `limit` characters, else its start and its end around '…'."""
+    text = str(path)
+    return text if len(text) <= limit else text[: limit // 3] + "…" + text[-(limit - limit // 3 - 1) :]
+
+
+def _reason(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno or 0)
+    return f"{exc.strerror or exc} ({name})" if name else str(exc.strerror or exc)
+
+
+def next_free_path(path: Path | str) -> Path:
+    """`path` if nothing is there, else the first free `name-2.jsonl`, `name-3.jsonl`, ... beside it."""
+    path = Path(path)
+    n = 1
+    candidate = path
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
+class RunLogWriter:
+    """Appends records as JSON lines, each in one write of the whole line, so the file always holds whole lines.
+
+    Opening refuses, with a RunLogError, a missing folder, a folder, a path that is not writable, and an existing
+    file or symbolic link unless `force`. A write that fails (disk full, /dev/full, the file size limit) cuts the
+    file back to its last whole line where it can, closes the writer and raises a RunLogError.
+    """
+
+    def __init__(self, path: Path | str, force: bool = False) -> None:
         self.path = Path(path)
-        self._fh: IO[str] = self.path.open("w", encoding="utf-8")
+        self.lines = 0  # whole lines written
+        self._size = 0  # bytes of whole lines
+        self._lock = threading.Lock()
+        self._created = False
+        self._fd: int | None = self._open(force)
+
+    @classmethod
+    def numbered(cls, path: Path | str) -> RunLogWriter:
+        """A new writer at `path`, or at `name-2.jsonl`, `name-3.jsonl`... if that is taken (never overwrites)."""
+        while True:
+            candidate = next_free_path(path)
+            try:
+                return cls(candidate)
+            except RunLogError:
+                if not (candidate.exists() or candidate.is_symlink()):  # not taken in the meantime: a real error
+                    raise
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def _error(self, what: str) -> RunLogError:
+        return RunLogError(f"{show_path(self.path)}: {what}", what)
+
+    def _open(self, force: bool) -> int:
+        path = self.path
+        try:
+            st = os.stat(path)  # follows links: what a write would reach
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise self._error(f"cannot write: {_OPEN_REASONS.get(exc.errno, _reason(exc))}") from None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise self._error(_OPEN_REASONS[errno.EISDIR])
+        special = st is not None and not stat.S_ISREG(st.st_mode)  # /dev/null, /dev/stdout, a pipe: written as is
+        if not special and not force and (st is not None or path.is_symlink()):
+            raise self._error("exists; use --force to overwrite, or another name")
+        if st is None and not path.parent.is_dir():
+            raise self._error(f"cannot write: the folder {show_path(path.parent)} does not exist")
+        flags = os.O_WRONLY | os.O_CLOEXEC
+        if special:
+            flags |= os.O_NONBLOCK if stat.S_ISFIFO(st.st_mode) else 0  # no reader: ENXIO, not a hang
+        elif force:
+            flags |= os.O_CREAT | os.O_TRUNC
+        else:
+            flags |= os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileExistsError:
+            raise self._error("exists; use --force to overwrite, or another name") from None
+        except OSError as exc:
+            raise self._error(f"cannot write: {_OPEN_REASONS.get(exc.errno, _reason(exc))}") from None
+        if special and flags & os.O_NONBLOCK:
+            os.set_blocking(fd, True)
+        self._created = st is None
+        return fd
 
     def write(self, record: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(_clean(record), separators=(",", ":")) + "\n")
-        self._fh.flush()
+        """Write one record as one line. On an OSError: back to the last whole line, closed, RunLogError."""
+        data = (json.dumps(_clean(record), separators=(",", ":")) + "\n").encode("utf-8")
+        with self._lock:
+            if self._fd is None:
+                raise self._error(f"the run log is closed (after {self.lines} lines)")
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            except OSError as exc:
+                self._fail(exc)
+            self._size += len(data)
+            self.lines += 1
+
+    def _fail(self, exc: OSError) -> NoReturn:
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):  # a pipe or a device cannot be cut: nothing to undo there
+            if stat.S_ISREG(os.fstat(fd).st_mode) and os.fstat(fd).st_size != self._size:
+                os.ftruncate(fd, self._size)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        reason = _reason(exc)
+        raise RunLogError(f"{show_path(self.path)}: cannot write: {reason}", reason) from None
 
     def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        """Close the file (again: nothing)."""
+        with self._lock:
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
-
-def read_runlog(path: Path | str) -> list[dict[str, Any]]:
-    """Read a run log, skipping a torn last line (a killed run)."""
-    records = []
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
-            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
-    return records
+    def discard(self) -> None:
+        """Close, and remove the file if this writer created it and wrote nothing (a run that never started)."""
+        self.close()
+        if self._created and self.lines == 0:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
 
 class Recorder:
     """Session subscriber that writes every publish to the run log and remembers the first numbers.
 
-    `record` is a vgtui.engine.session.PublishRecord (snapshot, published, events, verdicts_changed).
+    `record` is a vgtui.engine.session.PublishRecord (snapshot, published, events, verdicts_changed). When the log
+    cannot be written any more, `error` says where it stopped and why, and the RunLogError goes up to the session,
+    which stops: a run is not worth more than its record here.
     """
 
     def __init__(self, writer: RunLogWriter | None) -> None:
         self.writer = writer
         self.first: Snapshot | None = None
         self.notice_seq = 0
+        self.last_step: int | None = None  # the last step whose record is in the log
+        self.error: RunLogError | None = None
 
     def __call__(self, record: Any) -> None:
+        try:
+            self._write(record)
+        except RunLogError as exc:
+            path = show_path(self.writer.path) if self.writer is not None else "the run log"
+            where = f"at step {self.last_step}" if self.last_step is not None else "before the first step"
+            self.error = RunLogError(
+                f"{path}: the run log stopped {where} because of: {exc.reason}; it holds valid JSON Lines up to there",
+                exc.reason,
+            )
+            self.writer = None
+            raise self.error from None
+
+    def _write(self, record: Any) -> None:
         snap = record.snapshot
-        if self.writer is not None:
+        writer = self.writer
+        if writer is not None:
             for event in record.events:
-                self.writer.write(event_record(event))
+                writer.write(event_record(event))
         if record.published is not None:
             if self.first is None and math.isfinite(snap.loss):
                 self.first = snap
-            if self.writer is not None:
-                self.writer.write(step_record(snap))
+            if writer is not None:
+                writer.write(step_record(snap))
+                self.last_step = snap.step
         for notice in snap.notices:
             if notice.seq > self.notice_seq:
                 self.notice_seq = notice.seq
-                if self.writer is not None:
-                    self.writer.write({"type": "notice", "step": snap.step, "level": notice.level, "text": notice.text})
-        if record.verdicts_changed and self.writer is not None:
-            self.writer.write(diagnosis_record(snap.step, snap.verdicts))
+                if writer is not None:
+                    writer.write({"type": "notice", "step": snap.step, "level": notice.level, "text": notice.text})
+        if record.verdicts_changed and writer is not None:
+            writer.write(diagnosis_record(snap.step, snap.verdicts))
+
+
+def read_runlog(path: Path | str) -> list[dict[str, Any]]:
+    """Every record of a run log, checked, in file order; a torn last line (a killed run) is skipped.
+
+    For small logs and tools; `vgtui replay` indexes a log instead of loading it (vgtui.logreader).
+    """
+    from vgtui.logreader import iter_records  # (it imports this module)
+
+    return list(iter_records(path))

@@ -293,9 +293,23 @@ class Session(ThreadedSession):
         if self._on_publish is not None:
             events = tuple(self._new_events)
             self._new_events.clear()
-            self._on_publish(PublishRecord(snap, pub, events, changed))
+            try:
+                self._on_publish(PublishRecord(snap, pub, events, changed))
+            except Exception as exc:  # e.g. the run log hit a full disk: stop here, not with a dead worker thread
+                self._subscriber_failed(exc)
         else:
             self._new_events.clear()
+
+    def _subscriber_failed(self, exc: Exception) -> None:
+        """The subscriber (the run log) failed: the session ends with status 'error' and its message."""
+        self._on_publish = None
+        self._error = " ".join(str(exc).split()) or type(exc).__name__
+        self._status = "error"
+        self._steps_left = 0
+        self._notify("error", f"{self._error}; training stopped")
+        self._latest = self._snapshot(self.trainer.step)
+        self._stop.set()
+        self.done.set()
 
     def _absorb(self, pub: Published) -> bool:
         """Store a batch of steps in the history and update the latest values and verdicts."""
