@@ -71,8 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--record",
         default=None,
         metavar="FILE.jsonl",
-        help="write the run log (same format as vgtui run --out), toggles and diagnoses included",
+        help="write the run log (same format as vgtui run --out), toggles and diagnoses included; another preset "
+        "picked later records to FILE-2.jsonl, FILE-3.jsonl...",
     )
+    launch.add_argument("--force", action="store_true", help="overwrite the --record file if it exists")
     launch.add_argument(
         "--worker",
         choices=("process", "thread"),
@@ -257,10 +259,39 @@ def cmd_launch(args: argparse.Namespace) -> int:
     else:  # the parent never imports torch: the child does, while the dashboard starts
         from vgtui.engine.process import ProcessSession as worker_class
 
+    recordings = Recordings(args.record, args.force) if args.record else None
+
     def factory(cfg: RunConfig):
-        return worker_class(cfg, device=args.device, record=args.record)
+        if recordings is None:
+            return worker_class(cfg, device=args.device)
+        return worker_class(cfg, device=args.device, record=recordings.next(), record_force=True)
 
     return run_dashboard(config, factory, refresh_hz=args.refresh_hz)
+
+
+class Recordings:
+    """Where `launch --record FILE` writes: FILE for the first session, then FILE-2, FILE-3... for each session the
+    dashboard starts after it (another preset), so that no recording overwrites an earlier one. The path is
+    checked before the screen is taken over (one line, exit 2); the child process then writes each file."""
+
+    def __init__(self, path: str, force: bool) -> None:
+        from vgtui.runlog import RunLogWriter
+
+        RunLogWriter(path, force=force).discard()  # a missing folder, a folder, an existing file: refused now
+        self.path = path
+        self.used: list[str] = []
+
+    def next(self) -> str:
+        from vgtui.runlog import RunLogWriter
+
+        if not self.used:
+            path = self.path
+        else:  # claim the next free name now (the child opens it with force, as it is ours)
+            writer = RunLogWriter.numbered(self.path)
+            path = str(writer.path)
+            writer.close()
+        self.used.append(path)
+        return path
 
 
 def serve_launch_args(args: argparse.Namespace) -> list[str]:

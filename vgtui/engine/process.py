@@ -162,6 +162,11 @@ class ProcessSession:
         self._latest, self._error, self._proc = None, None, None
         self.start()
 
+    @property
+    def error(self) -> str | None:
+        """Why the child could not start or stopped (None while all is well)."""
+        return self._error
+
     def latest(self) -> Snapshot | None:
         snap = self._latest
         quiet = time.monotonic() - self._heard

@@ -79,6 +79,7 @@ class Session(ThreadedSession):
         start_paused: bool = False,
         cpu_threads: int | None = 1,
         record: str | None = None,
+        record_force: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
@@ -103,7 +104,8 @@ class Session(ThreadedSession):
         self.trainer = Trainer(config, self.device)
         self._writer: RunLogWriter | None = None
         if record:  # --record: the same run log as `vgtui run --out`, written as the session goes
-            self._writer = RunLogWriter(record)
+            self._writer = RunLogWriter(record, force=record_force)
+            self._notify("info", f"recording the run log to {record}")
             self._writer.write(meta_record(config, str(self.device), self.trainer.layer_names()))
             recorder, chained = Recorder(self._writer), on_publish
 

@@ -198,6 +198,10 @@ class VgtuiApp(DashboardActions, App[int]):
             return
         session = self.session
         snap = session.latest() if session is not None else None
+        failed = getattr(session, "error", None) if snap is None else None
+        if failed and self.session_error != failed:  # the worker died before its first snapshot: say why
+            self.session_error = failed
+            self.notify(failed, title="could not start", severity="error", markup=False)
         if snap is not None and snap is not self.snap:
             self._show_notices(snap)
             if self._optimistic is not None and self._confirmed(snap):
