@@ -58,3 +58,12 @@ def test_presets_lists_titles_and_descriptions_and_shows_one(capsys):
     assert "Dying ReLU" in one and "try: lr=0.0125 + reset" in one and "--toggle 300:lr=0.0125" in one
     assert "exploding" not in one
     assert main(["presets", "no-such"]) == 2
+
+
+def test_vgtui_run_ends_with_charts_when_asked_and_not_when_quiet(capsys):
+    assert main(["run", "deep-sigmoid", "--steps", "40", "--set", "model.depth=4", "--plot"]) == 0
+    text = capsys.readouterr().out
+    assert "loss (left) and accuracy (right, 0-1)" in text and "gradient norm per layer" in text
+    assert "L1" in text and "L4" in text and "step" in text
+    assert main(["run", "deep-sigmoid", "--steps", "40", "--set", "model.depth=4", "--quiet"]) == 0
+    assert "gradient norm per layer" not in capsys.readouterr().out  # quiet, and stdout is not a terminal here

@@ -100,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, metavar="FILE.jsonl",
                      help="write the run log here (an existing file is refused unless --force)")  # fmt: skip
     run.add_argument("--force", action="store_true", help="overwrite the --out file if it exists")
-    run.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and no charts, only the summary")
+    run.add_argument("--plot", action="store_true",
+                     help="print the closing charts even when stdout is not a terminal (a CI log)")  # fmt: skip
 
     replay = sub.add_parser(
         "replay",
@@ -239,7 +241,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if writer is not None:
             writer.discard()
         raise
-    return run_headless(config, schedule, device=args.device, out=writer, quiet=args.quiet)
+    return run_headless(config, schedule, device=args.device, out=writer, quiet=args.quiet,
+                        plot=True if args.plot else None)  # fmt: skip
 
 
 def cmd_launch(args: argparse.Namespace) -> int:

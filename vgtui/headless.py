@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import re
 import sys
 
 from rich.console import Console
@@ -15,6 +17,8 @@ from vgtui.engine.session import Session
 from vgtui.engine.toggles import parse_remedy
 from vgtui.runlog import Recorder, RunLogError, RunLogWriter, meta_record
 
+KEY_HINT = re.compile(r"\s*\((?:[a-zA-Z+\-\[\]]|ctrl\+\w)\)")  # "(a)", "(+)": dashboard keys, not options here
+
 
 def run_headless(
     config: RunConfig,
@@ -24,6 +28,7 @@ def run_headless(
     out: str | RunLogWriter | None = None,
     quiet: bool = False,
     force: bool = False,
+    plot: bool | None = None,
 ) -> int:
     """Train `config.train.steps` steps; returns the exit code (0 ok, 1 failed run or run log, 130 interrupted).
 
@@ -88,12 +93,24 @@ def run_headless(
     if last is not None:  # on stderr after a failed run, except after a run log failure: that is one line there
         loud = (code and recorder.error is None) or last.status == "diverged"
         _summary(console if loud else Console(), config, recorder.first, last, out)
+    if last is not None and code != 130 and (plot or (plot is None and not quiet and sys.stdout.isatty())):
+        _charts(session, last)
     if last is not None and last.status == "diverged" and code == 0:
         at = next((e.step for e in reversed(last.events) if e.name == "reset"), 0)
         print(f"vgtui: the run diverged (loss NaN/Inf) by step {last.step} and nothing scheduled could resume it; "
               f"try {_toggles(config, at)}", file=sys.stderr)  # fmt: skip
         code = 1
     return code
+
+
+def _charts(session: Session, last: Snapshot) -> None:
+    """plotext charts of the run on stdout: loss and accuracy, per-layer gradients, epoch vs weight, update ratio."""
+    from vgtui.printed import curves_from_view, render, terminal_size
+
+    events = [(e.step, e.label) for e in last.events]
+    curves = curves_from_view(session.history.view(max_points=1000), last.layer_names, events)
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    print(render(curves, width=terminal_size()[0], height=terminal_size()[1], color=color))
 
 
 def _log_state(recorder: Recorder, writer: RunLogWriter | None) -> str:
@@ -107,18 +124,18 @@ def _log_state(recorder: Recorder, writer: RunLogWriter | None) -> str:
     return f"the run log {writer.path} is complete up to step {recorder.last_step}, every line whole"
 
 
-def _toggles(config: RunConfig, step: int) -> str:
-    """The preset's first suggested remedy (or clipping) as --toggle options from `step`, reset included."""
+def _toggles(config: RunConfig, step: int, reset: bool = True) -> str:
+    """The preset's first suggested remedy (or clipping) as --toggle options from `step` (a reset added if asked)."""
     remedy = config.suggest[0] if config.suggest else "clip=1.0 + reset"
     parts = [f"{c.name}={c.value}" if isinstance(c, Toggle) else "reset" for c in parse_remedy(remedy)]
-    if "reset" not in parts:
+    if reset and "reset" not in parts:
         parts.append("reset")
     return " ".join(f"--toggle {step}:{p}" for p in parts)
 
 
 def _fmt(x: float) -> str:
     if not math.isfinite(x):
-        return "nan"
+        return "–" if math.isnan(x) else str(x)
     return f"{x:.2e}" if (x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e4)) else f"{x:.4f}"
 
 
@@ -140,7 +157,10 @@ def _summary(console: Console, config: RunConfig, first: Snapshot | None, last: 
             f"  [{'red' if v.severity == 'bad' else 'yellow' if v.severity == 'warn' else 'green'}]{v.text}[/]"
         )
         if v.remedies:
-            console.print(f"    remedies (dashboard keys in brackets): {'; '.join(v.remedies)}")
+            console.print(f"    remedies: {'; '.join(KEY_HINT.sub('', r) for r in v.remedies)}", highlight=False)
+    if config.suggest and last.verdicts and last.verdicts[0].severity != "ok":
+        console.print(f"  this scene's remedy, as vgtui run options: {_toggles(config, 300, reset=False)}",
+                      highlight=False)  # fmt: skip
     if out:
         console.print(f"run log: {out.path if isinstance(out, RunLogWriter) else out}", highlight=False)
 
