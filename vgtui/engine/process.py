@@ -25,7 +25,7 @@ from vgtui.history import History
 
 _STOP = "stop"
 HEARTBEAT_S = 0.5  # the child says it is alive at least this often, even when paused
-STALL_S = 2.0  # no word from a live child for this long: the snapshot says "stalled"
+STALL_S = 1.5  # no word from a live child for this long: the snapshot says "stalled" (shown within 2 s)
 
 
 def _child_main(config: RunConfig, device: str, options: dict[str, Any], commands: Any, conn: Any) -> None:
@@ -158,6 +158,7 @@ class ProcessSession:
         self.stop(timeout=0.5)
         if last is not None:
             self.config = config_with_state(self.config, last.model)
+        self.options.pop("record", None)  # a recording is never reopened: the new child trains without it
         self.history.clear()
         self._latest, self._error, self._proc = None, None, None
         self.start()

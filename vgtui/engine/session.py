@@ -308,7 +308,7 @@ class Session(ThreadedSession):
         self._error = " ".join(str(exc).split()) or type(exc).__name__
         self._status = "error"
         self._steps_left = 0
-        self._notify("error", f"{self._error}; training stopped")
+        self._notify("error", f"{self._error}; training stopped (a reset starts it again, without the run log)")
         self._latest = self._snapshot(self.trainer.step)
         self._stop.set()
         self.done.set()
