@@ -140,6 +140,8 @@ class ProcessSession:
             if rows is not None:
                 self.history.add_rows(*rows)
             self._latest = snap
+        if self._proc is not None:
+            self._proc.join(1.0)  # the pipe closed: the child is ending; its exit code comes with the join
         if self._proc is not None and self._proc.exitcode not in (0, None) and self._error is None:
             self._latest = _error_snapshot(
                 self.config, f"the training process stopped (exit code {self._proc.exitcode})", self._latest
