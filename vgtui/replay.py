@@ -55,9 +55,11 @@ class ReplaySession(ThreadedSession):
     """Plays a run log (from `vgtui run --out` or `vgtui launch --record`)."""
 
     thread_name = "vgtui-replay"
+    kind = "replay"  # the dashboard shows the replay keys, footer and status for this session
 
     def __init__(self, path: str | Path, speed: float = 1.0) -> None:
         super().__init__()
+        self.source = Path(path).name  # the recording's file name, in the dashboard's status bar
         try:
             records = read_runlog(path)
         except OSError as exc:
@@ -211,6 +213,9 @@ class ReplaySession(ThreadedSession):
             error=None,
             stats_step=int(r.get("stats_step") or 0),
             time_cell_grad_norm=_arr(tcgn) if tcgn else None,
+            extra={
+                "replay": {"file": self.source, "speed": self.speed, "record": index + 1, "records": len(self.steps)}
+            },
         )
 
 
