@@ -98,7 +98,7 @@ def test_chain_rows_from_output_back_elided():
     product = np.cumprod(gain[::-1])[::-1]
     rows = chain_rows(gain, product, max_rows=7)
     assert rows[0] == ("20", "×0.25", "0.25")
-    assert ("…", "", "") in rows and rows[-1][0] == "1" and rows[-1][2] == "9.1e-13"
+    assert ("…", "", "") in rows and rows[-1][0] == "1" and rows[-1][2] == "9e-13"
     assert len(rows) == 7
 
 

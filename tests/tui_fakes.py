@@ -29,6 +29,7 @@ from vgtui.contract import (
     Verdict,
 )
 from vgtui.history import History
+from vgtui.runlog import RunLogWriter, event_record, meta_record, step_record
 
 ACT_GAIN = {"sigmoid": 0.4, "tanh": 0.7, "relu": 0.93, "leaky_relu": 0.96}
 ACT_SLOPE = {"sigmoid": 0.245, "tanh": 0.82, "relu": 0.52, "leaky_relu": 0.53}
@@ -86,6 +87,8 @@ class FakeSession:
         self.loss = 0.693
         self.hist_layer = 0
         self.steps_per_sec = steps_per_sec
+        self.hold_toggles = False  # True: toggles wait for release(), as a busy trainer applies them later
+        self.held: list[Toggle] = []
         self._history = History(capacity=1024)
         self._snap: Snapshot | None = None
         self._snap_key: tuple | None = None
@@ -120,7 +123,10 @@ class FakeSession:
             self.loss, self.status, self.error = 0.693, "running", None
             self.events.append(Event(self.step, "reset", "weights"))
         elif isinstance(command, Toggle):
-            self._toggle(command)
+            if self.hold_toggles:
+                self.held.append(command)
+            else:
+                self._toggle(command)
         elif isinstance(command, SelectLayer):
             self.hist_layer = command.layer - 1
 
@@ -144,6 +150,12 @@ class FakeSession:
             self.loss = self.loss - rate * (self.loss - 0.05)
             scalars = {"loss": self.loss, "acc": self._acc(), "lr": self.model.lr, "grad_total": 0.5, "clipped": 0}
             self._history.append(self.step, scalars, g)
+
+    def release(self) -> None:
+        """Apply the toggles held back (hold_toggles)."""
+        held, self.held = self.held, []
+        for t in held:
+            self._toggle(t)
 
     def fail(self, text: str = "RuntimeError: CUDA out of memory") -> None:
         self.status, self.error = "error", text
@@ -271,3 +283,18 @@ class FakeSession:
             time_cell_grad_norm=time_cell,
             **g,
         )
+
+
+def write_recording(path, steps: int = 40):
+    """A run log written from the fake's snapshots, as `vgtui run --out` writes one (no torch): relu at step 20."""
+    fake = FakeSession(fake_config())
+    writer = RunLogWriter(path)
+    writer.write(meta_record(fake.config, "cpu", [f"L{i + 1}" for i in range(20)]))
+    for step in range(1, steps + 1):
+        if step == 20:
+            fake.send(Toggle("activation", "relu"))
+            writer.write(event_record(fake.events[-1]))
+        fake.advance(1)
+        writer.write(step_record(fake.latest()))
+    writer.close()
+    return path

@@ -73,10 +73,12 @@ class ReplaySession(ThreadedSession):
     """
 
     thread_name = "vgtui-replay"
+    kind = "replay"  # the dashboard shows the replay keys, footer and status for this session
 
     def __init__(self, path: str | Path, speed: float = 1.0) -> None:
         super().__init__()
         self.log = RunLogIndex(path)
+        self.source = Path(path).name  # the recording's file name, in the dashboard's status bar
         try:
             self._open()
         except BaseException:
@@ -287,6 +289,9 @@ class ReplaySession(ThreadedSession):
             stats_step=int(r.get("stats_step") or 0),
             grad_step=int(r.get("grad_step") or step),
             time_cell_grad_norm=_arr(tcgn) if tcgn else None,
+            extra={
+                "replay": {"file": self.source, "speed": self.speed, "record": index + 1, "records": len(self.steps)}
+            },
         )
 
 

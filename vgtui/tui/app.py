@@ -3,12 +3,17 @@
 The session is anything that looks like `vgtui.contract.SessionLike`, built by a factory so tests can inject
 a fake. The UI never waits on training: it pulls `latest()` and a decimated `history.view()` at a modest rate,
 redraws only what changed, and turns keys into Commands.
+
+A recording played back (a session whose `kind` is "replay", or whose snapshots come from "replay of …")
+gets the replay keys and footer instead of the toggles: `check_action` hides the other mode's keys.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -19,6 +24,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
+from textual.theme import BUILTIN_THEMES
 from textual.widgets import Footer, Static
 
 from vgtui.config import RunConfig
@@ -41,18 +47,18 @@ from vgtui.tui.charts import (
     UpdateRatioChart,
     WeightChart,
 )
-from vgtui.tui.keys import (
-    ACTIONS,
-    DEFAULT_CLIP,
-    bindings,
-)
+from vgtui.tui.data import window_view
+from vgtui.tui.keys import ACTIONS, BOTH, DEFAULT_CLIP, LIVE, REPLAY, action_mode, bindings, key_of
 from vgtui.tui.panels import DiagnosisPanel, StatusBar, WhyPanel, shown, too_small_text
 
 DEFAULT_REFRESH_HZ = 4.0  # ticks per second: measured with the trainer in a child process, 4 Hz kept ~0.9x (see README)
 MIN_SIZE = (80, 24)  # below this: a "terminal too small" message
 FULL_SIZE = (120, 36)  # below this: only loss, per-layer gradients and the diagnosis
 SOON_AFTER_KEY = (0.03, 0.08, 0.15)  # extra polls (seconds) after a command is sent
+PENDING_TIMEOUT = 5.0  # seconds a sent toggle shows as pending when the engine neither applies nor refuses it
+PENDING_SHOWN = 1.5  # seconds '✓ … applied' stays in the status bar
 NOTICE_SEVERITY = {"info": "information", "warn": "warning", "error": "error"}
+THEME_ALIASES = {"dark": "textual-dark", "light": "textual-light"}
 
 SessionFactory = Callable[[RunConfig], SessionLike]
 
@@ -70,9 +76,13 @@ class VgtuiApp(DashboardActions, App[int]):
         session_factory: SessionFactory,
         refresh_hz: float | None = None,
         presets: Callable[[], list[RunConfig]] | None = None,
+        theme: str | None = None,
     ) -> None:
         super().__init__()
+        if theme:
+            self.theme = theme_name(theme)
         self.config = config
+        self.original_config = config  # what R restores: the preset as started or picked, before any toggle
         self.session_factory = session_factory
         self.refresh_hz = refresh_hz if refresh_hz and refresh_hz > 0 else DEFAULT_REFRESH_HZ
         self.presets_loader = presets
@@ -80,6 +90,7 @@ class VgtuiApp(DashboardActions, App[int]):
         self.session_error: str | None = None
         self.selected = 0  # layer (0-based) whose histogram and chain-rule row are highlighted
         self.notices_shown: list[str] = []
+        self.replaying = False  # a recording is played: replay keys, footer and status
         self._quitting = False
         self._reset_view_state()
 
@@ -91,6 +102,8 @@ class VgtuiApp(DashboardActions, App[int]):
         self._optimistic: ModelState | None = None
         self._sent_at = (-1, 0)  # (step, notice count) of the snapshot current when a toggle was sent
         self._pending = ""
+        self._pending_at = self._pending_until = 0.0
+        self.since_step: int | None = None  # the time charts show the steps from here on (x clears them)
         self._paused_local: bool | None = None
         self._paused_at = 0.0
         self._clip_threshold = DEFAULT_CLIP
@@ -122,14 +135,16 @@ class VgtuiApp(DashboardActions, App[int]):
                     yield from (histogram, self.why, self.diagnosis)
             self.too_small = Static(id="too-small")
             yield self.too_small
-        self.footer = Footer()
+        self.footer = Footer(compact=True, show_command_palette=False)  # ^p is in the key list, last
         yield self.footer
 
     def on_mount(self) -> None:
         self._apply_size(self.size.width, self.size.height)
         self._timer = self.set_interval(1.0 / self.refresh_hz, self.poll, name="vgtui-poll")
-        if self.config is None:
-            self.action_presets()
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        if self.config is None:  # the dashboard behind is drawn first, then the picker opens over it
+            self.poll()
+            self.call_after_refresh(self.action_presets)
         else:
             self.start_session(self.config)
 
@@ -165,6 +180,7 @@ class VgtuiApp(DashboardActions, App[int]):
             self.session = None
         else:
             self.session = session
+        self._set_mode(getattr(self.session, "kind", "") == REPLAY)
         self.poll()
 
     def stop_session(self) -> None:
@@ -204,17 +220,21 @@ class VgtuiApp(DashboardActions, App[int]):
             self.notify(failed, title="could not start", severity="error", markup=False)
         if snap is not None and snap is not self.snap:
             self._show_notices(snap)
-            if self._optimistic is not None and self._confirmed(snap):
-                self._optimistic, self._pending = None, ""
+            if not self.replaying and snap.device.startswith("replay"):
+                self._set_mode(True)
+            if self.since_step is not None and snap.step < self.since_step:  # the history started over
+                self.since_step = None
+        self._settle_pending(snap)
         self.snap = snap
-        panels_key = (id(snap), self._pending, self.session_error, self.config.name if self.config else "")
+        panels_key = (id(snap), self._pending, self.session_error, self.config.name if self.config else "",
+                      self.status_bar.size.width)  # fmt: skip
         if self._drawn.get("panels") != panels_key:
             self._draw_panels(snap)
             self._drawn["panels"] = panels_key
         if session is None or snap is None:
             return
         version = session.history.version
-        time_key = (version, len(snap.events), self.selected)
+        time_key = (version, len(snap.events), self.selected, self.since_step)
         snap_key = (id(snap), self.selected)
         visible = [c for c in self.time_charts if shown(c)]
         stale = [c for c in visible if self._drawn.get(c.id or "") != time_key]
@@ -224,24 +244,65 @@ class VgtuiApp(DashboardActions, App[int]):
             return
         with self.batch_update():
             if any(c in visible for c in stale):
-                self._view = session.history.view(max_points=2 * max(c.columns for c in visible))
+                self._view = window_view(session.history, self.since_step, 2 * max(c.columns for c in visible))
             for chart in stale:
                 self._draw(chart, time_key if chart in self.time_charts else snap_key)
             if why_stale:
                 self.why.show(snap, self.selected)
                 self._drawn["why"] = snap_key
 
+    def _settle_pending(self, snap: Snapshot | None) -> None:
+        """The status bar's note on the toggles sent: '⇢ … sent' until the engine answers, then '✓ … applied' for a
+        moment (a refusal comes as a notice); '⚠ … no answer' when none comes within PENDING_TIMEOUT."""
+        now = time.monotonic()
+        if self._optimistic is None:
+            if self._pending and now > self._pending_until:
+                self._pending = ""
+            return
+        what = self._pending.removeprefix("⇢ ").removesuffix(" sent")
+        if snap is not None and self._confirmed(snap):
+            applied = snap.model == self._optimistic
+            self._pending = f"✓ {what} applied" if applied else ""
+        elif now - self._pending_at > PENDING_TIMEOUT:
+            self._pending = f"⚠ {what}: no answer from the trainer"
+        else:
+            return
+        self._optimistic, self._pending_until = None, now + PENDING_SHOWN
+
     def _confirmed(self, snap: Snapshot) -> bool:
-        """Whether a snapshot shows the engine has handled the toggles sent (applied, refused, or stepped on)."""
-        step, notices = self._sent_at
-        return snap.model == self._optimistic or snap.step > step or len(snap.notices) > notices
+        """Whether a snapshot shows the engine has handled the toggles sent: the model is as they make it, or a
+        notice came (e.g. refused). Until then the status bar shows them as sent."""
+        _, notices = self._sent_at
+        return snap.model == self._optimistic or len(snap.notices) > notices
 
     def _draw(self, chart: Chart, key: object) -> None:
         if self._drawn.get(chart.id or "") == key or self.snap is None:
             return
         view = self._view if self._view is not None else self.session.history.view(max_points=2)  # type: ignore[union-attr]
-        chart.replot(Frame(self.snap, view, self.selected))
+        chart.replot(Frame(self.snap, view, self.selected, self.since_step))
         self._drawn[chart.id or ""] = key
+
+    def redraw(self) -> None:
+        """Draw everything again at the next poll (a new time window, theme or size)."""
+        self._drawn.clear()
+        self.poll()
+
+    def _theme_changed(self, _theme: object) -> None:
+        self.call_after_refresh(self.redraw)  # the charts take their colours from the theme
+
+    def _set_mode(self, replaying: bool) -> None:
+        """Live or replay: the keys, the footer and the status bar follow."""
+        if replaying != self.replaying:
+            self.replaying = replaying
+            self.root.set_class(replaying, "-replay")
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A key of the other mode (a toggle while replaying, a seek in a live run) is neither run nor shown."""
+        mode = action_mode(action, parameters)
+        if mode is None or mode == BOTH:
+            return True
+        return (mode == REPLAY) == self.replaying
 
     def _draw_panels(self, snap: Snapshot | None) -> None:
         name = self.config.name if self.config else "(no preset)"
@@ -263,28 +324,51 @@ class VgtuiApp(DashboardActions, App[int]):
         self.stop_session()
         self.exit(0)
 
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """The palette's Screenshot saves into the current directory (Textual's default, ~/Downloads, may not
+        exist: 'Failed to save screenshot')."""
+        return super().deliver_screenshot(filename, path or os.getcwd(), time_format)
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        seen = set()
         for a in ACTIONS:
-            if a.action == "quit":
+            if (
+                a.action in ("quit", "command_palette")
+                or a.action in seen
+                or a.mode not in (BOTH, REPLAY if self.replaying else LIVE)
+            ):
                 continue
-            key = a.key_display or a.keys.split(",")[0]
-            yield SystemCommand(f"{a.help} ({key})", a.help, partial(self.run_action, a.action))
+            seen.add(a.action)
+            yield SystemCommand(f"{a.help} ({key_of(a)})", a.help, partial(self.run_action, a.action))
 
 
 def run_dashboard(
     config: RunConfig | None,
     session_factory: SessionFactory,
     refresh_hz: float | None = None,
+    theme: str | None = None,
 ) -> int:
-    """Run the dashboard until the user quits; the session is always stopped. Returns an exit code."""
-    app = VgtuiApp(config, session_factory, refresh_hz)
+    """Run the dashboard until the user quits; the session is always stopped. Returns an exit code.
+    `theme`: a Textual theme name, or "dark" / "light"."""
+    app = VgtuiApp(config, session_factory, refresh_hz, theme=theme)
     with _exit_on_signals(app):
         try:
             app.run()
         finally:
             app.stop_session()
     return app.return_code or 0
+
+
+def theme_name(theme: str) -> str:
+    """A Textual theme name from what a user typed ("light", "dark", "nord", …); ValueError naming the choices."""
+    name = THEME_ALIASES.get(theme, theme)
+    if name not in BUILTIN_THEMES:
+        choices = ", ".join(["dark", "light", *sorted(BUILTIN_THEMES)])
+        raise ValueError(f"unknown theme {theme!r}; choose one of: {choices}")
+    return name
 
 
 @contextlib.contextmanager

@@ -2,156 +2,111 @@
 from `vgtui.tui.plot` (numpy braille and block rendering, Line API: no Rich layout per frame).
 
 Log-scaled quantities are drawn as log10 values on a linear axis with decade labels (1e-8 … 1e0).
-Every series is decimated to the chart's width.
+Every series is decimated to the chart's width. The widget base, colours and marks: `vgtui.tui.chart_base`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from textual.content import Content
 from textual.strip import Strip
-from textual.widget import Widget
 
-from vgtui.contract import Event, Snapshot
-from vgtui.history import HistoryView
-from vgtui.tui.plot import Axis, Plot, message_rows
+from vgtui.tui.chart_base import SERIES_MARKS, Chart, Frame, layer_label
+from vgtui.tui.plot import Axis, Plot
 from vgtui.tui.series import (
     decade_ticks,
     frozen_layers,
     layer_ticks,
-    linear_ticks,
     log10_safe,
     log_range,
     minmax_decimate,
     pick_layers,
-    step_ticks,
     stride_decimate,
 )
 
-LAYER_COLORS = ("red1", "dark_orange", "yellow1", "cyan", "green")
-BAR = "dark_orange"
-MARKER_COLOR = "magenta1"
-MAX_MARKERS = 6
-HIDDEN_EVENTS = ("hist_layer",)
+LOSS_LOG_DECADES = 2.0  # the loss axis turns logarithmic where the loss in view spans more than this
+STACK_MIN_ROWS = 8  # below this height the loss chart leaves out its accuracy pane (the status bar has it)
 
-
-@dataclass(frozen=True)
-class Frame:
-    """What one redraw may use: the newest snapshot, a decimated history copy, the selected layer (0-based)."""
-
-    snap: Snapshot
-    view: HistoryView
-    selected: int
-
-
-def layer_label(i: int, names: tuple[str, ...] = ()) -> str:
-    """The legend name of layer i: the engine's name when it has one that is not just 'L<n>' (RNN parts)."""
-    return names[i] if i < len(names) and not names[i].startswith("L") else f"L{i + 1}"
-
-
-class Chart(Widget):
-    """A chart that draws only what its last `replot` put into `self.plot` (title in the border)."""
-
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
-        super().__init__(id=id, classes=classes)
-        self.plot = Plot()
-        self.markers: list[str] = []  # labels of the event markers drawn by the last replot
-        self._title = ""
-        self._strips: list[Strip] | None = None
-        self._strips_size = (0, 0)
-
-    @property
-    def columns(self) -> int:
-        """How many points are worth drawing: about the plot area's width in columns."""
-        return max(20, self.size.width - 8) if self.size.width else 120
-
-    @property
-    def rows(self) -> int:
-        return self.size.height or 12
-
-    def render_line(self, y: int) -> Strip:
-        """One row of the chart; the whole chart is rendered once per replot or resize, then cached."""
-        width, height = self.size
-        if self._strips is None or self._strips_size != (width, height):
-            self._strips = self._render_strips(width, height)
-            self._strips_size = (width, height)
-        return self._strips[y] if 0 <= y < len(self._strips) else Strip.blank(width)
-
-    def _render_strips(self, width: int, height: int) -> list[Strip]:
-        """The plot's rows; a failure shows as a line of text instead of ending the app."""
-        try:
-            return self.plot.render(width, height)
-        except Exception as exc:  # noqa: BLE001 - a chart must never take the dashboard down
-            return message_rows(f"(chart could not be drawn: {type(exc).__name__}: {exc})", width, height)
-
-    def rendered_text(self) -> str:
-        """The chart as plain text at its current size (for tests and debugging)."""
-        width, height = self.size
-        return "\n".join(strip.text for strip in self._render_strips(width or 60, height or 16))
-
-    def begin(self, title: str) -> None:
-        self.plot = Plot()
-        self._strips = None
-        self.markers = []
-        if title != self._title:
-            self._title = title
-            self.border_title = Content(title)
-
-    def replot(self, frame: Frame) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def set_log_y(self, lo: float, hi: float) -> None:
-        ticks, labels = decade_ticks(lo, hi, max_ticks=max(2, self.rows // 3))
-        self.plot.y = Axis(lo, hi, ticks, labels)
-
-    def set_linear_y(self, lo: float, hi: float, right: bool = False) -> None:
-        ticks, labels = linear_ticks(lo, hi, max_ticks=max(2, self.rows // 3))
-        axis = Axis(lo, hi, ticks, labels)
-        if right:
-            self.plot.y2 = axis
-        else:
-            self.plot.y = axis
-
-    def set_step_x(self, x_lo: float, x_hi: float) -> None:
-        self.plot.x = Axis(x_lo, x_hi, *step_ticks(x_lo, x_hi, max_ticks=max(2, self.columns // 8)))
-
-    def draw_markers(self, events: tuple[Event, ...], x_lo: float, x_hi: float) -> None:
-        """A vertical line per event inside the x range, labelled at the top (last MAX_MARKERS only)."""
-        shown = [e for e in events if e.name not in HIDDEN_EVENTS and x_lo <= e.step <= x_hi][-MAX_MARKERS:]
-        for e in shown:
-            self.plot.vline(e.step, MARKER_COLOR, e.label)
-            self.markers.append(e.label)
-
-    def show_waiting(self, title: str) -> None:
-        self.begin(title)
-        self.plot.note = "waiting for data…"
-        self.refresh()
+__all__ = ["Chart", "Frame"]  # re-exported: the app and the tests take every chart from here
 
 
 class LossChart(Chart):
-    """Loss (left axis) and accuracy (right axis) over steps, with event markers."""
+    """Loss over steps and, below it on its own 0-100 % scale, the accuracy; both with the event markers.
+
+    The loss axis is logarithmic where the loss in view spans more than LOSS_LOG_DECADES decades: after a
+    spike (1e3, 1e14) a linear axis would flatten the real loss to a line at 0.
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id, classes=classes)
+        self.acc_plot: Plot | None = None
+        self.log_axis = False
 
     def replot(self, frame: Frame) -> None:
         v = frame.view
-        self.begin("loss and accuracy over steps")
+        pal = self.palette
+        self.acc_plot = None
         if len(v) == 0:
-            return self.show_waiting("loss")
+            return self.show_waiting(frame.title("loss over steps"))
         x, loss = minmax_decimate(v.steps, v["loss"], self.columns)
-        self.plot.line(x, loss, "cyan", label="loss")
         xa, acc = stride_decimate(v.steps, v["acc"], self.columns)
-        if np.isfinite(acc).any():
-            self.plot.line(xa, acc, "green", label="accuracy (right axis)", right=True)
-            self.set_linear_y(0.0, 1.0, right=True)
-        finite = loss[np.isfinite(loss)]
-        top = float(finite.max()) * 1.05 if finite.size and finite.max() > 0 else 1.0
-        bottom = min(0.0, float(finite.min())) if finite.size else 0.0
-        self.set_linear_y(bottom, top)
-        x_lo, x_hi = float(v.steps[0]), float(max(v.steps[-1], v.steps[0] + 1))
+        has_acc = bool(np.isfinite(acc).any())
+        self.log_axis = loss_spans_decades(loss, LOSS_LOG_DECADES)
+        self.begin(frame.title(("loss (log)" if self.log_axis else "loss") + (" and accuracy" if has_acc else "")))
+        if self.log_axis:  # values at or below 0 (none for a cross-entropy) sit on the bottom edge
+            y = log10_safe(loss)
+            lo, hi = log_range(y)
+            y = np.where(np.isfinite(loss) & (loss <= 0), lo, np.clip(y, lo, hi))
+            self.plot.line(x, y, pal.loss, label="loss (log axis)", mark=SERIES_MARKS[0])
+            self.set_log_y(lo, hi)
+        else:
+            finite = loss[np.isfinite(loss)]
+            top = float(finite.max()) * 1.05 if finite.size and finite.max() > 0 else 1.0
+            bottom = min(0.0, float(finite.min())) if finite.size else 0.0
+            self.plot.line(x, loss, pal.loss, label="loss", mark=SERIES_MARKS[0])
+            self.set_linear_y(bottom, top)
+        x_lo, x_hi = frame.x_range(v.steps)
         self.set_step_x(x_lo, x_hi)
         self.draw_markers(frame.snap.events, x_lo, x_hi)
+        if has_acc:
+            p = self.acc_plot = Plot()
+            p.x, p.labels = self.plot.x, False
+            p.y = Axis(0.0, 1.0, [0.0, 0.5, 1.0], ["0%", "50%", "100%"])
+            p.line(xa, acc, pal.acc, mark=SERIES_MARKS[1])
+            for line in self.plot._vlines:
+                p.vline(line.x, line.color)
         self.refresh()
+
+    def render_plot(self, width: int, height: int) -> list[Strip]:
+        """The loss above, the accuracy below on one step axis, each scale labelled in its series' colour; the
+        loss alone where the chart is short."""
+        acc = self.acc_plot
+        if acc is None or height < STACK_MIN_ROWS:
+            return self.plot.render(width, height)
+        acc_rows = max(4, height * 2 // 5)  # its plot rows, the step axis and its labels
+        loss, legend = self.plot, list(self.plot.legend)
+        loss.x_axis, loss.y_color, acc.y_color = False, self.palette.loss, self.palette.acc
+        loss.legend = [*legend, ("accuracy (below)", self.palette.acc, SERIES_MARKS[1])]
+        try:
+            return render_stacked([(loss, height - acc_rows), (acc, acc_rows)], width)
+        finally:
+            loss.x_axis, loss.y_color, loss.legend = True, "", legend
+
+
+def render_stacked(panes: list[tuple[Plot, int]], width: int) -> list[Strip]:
+    """Plots one above the other (each with its height in rows), their y axes in one column."""
+    left = max((max((len(s) for s in p.y.labels), default=0) + 1 for p, _ in panes), default=0)
+    rows: list[Strip] = []
+    for plot, height in panes:
+        plot.left_min = left
+        rows += plot.render(width, height)
+    return rows
+
+
+def loss_spans_decades(loss: np.ndarray, decades: float) -> bool:
+    """Whether the positive finite values span more than `decades` powers of ten."""
+    values = np.asarray(loss, dtype=np.float64)
+    values = values[np.isfinite(values) & (values > 0)]
+    return bool(values.size) and float(np.log10(values.max() / values.min())) > decades
 
 
 class GradBarsChart(Chart):
@@ -172,15 +127,16 @@ class GradBarsChart(Chart):
         layers = np.arange(1, n + 1)
         sel = frame.selected
         has_sel = 0 <= sel < n and bool(np.isfinite(y[sel]))
+        pal = self.palette
         if self.columns >= 3 * n:  # room for separate bars
-            self.plot.bars(layers, y, BAR, width=0.6)
+            self.plot.bars(layers, y, pal.bar, width=0.6)
             if has_sel:
-                self.plot.bars([sel + 1], [y[sel]], "cyan", width=0.6)
+                self.plot.bars([sel + 1], [y[sel]], pal.selected, width=0.6)
         else:  # too narrow for bars: a line through the layers, one dot each
-            self.plot.line(layers, y, BAR)
-            self.plot.marks(layers, y, BAR, "•")
+            self.plot.line(layers, y, pal.bar)
+            self.plot.marks(layers, y, pal.bar, "•")
             if has_sel:
-                self.plot.marks([sel + 1], [y[sel]], "cyan", "●")
+                self.plot.marks([sel + 1], [y[sel]], pal.selected, "●")
         self.plot.x = Axis.counted(0.4, n + 0.6, layer_ticks(n, max(2, self.columns // 5)))
         self.set_log_y(lo, hi)
         self.plot.xlabel = "layer (1 = input side)"
@@ -196,21 +152,23 @@ class GradHistoryChart(Chart):
 
     def replot(self, frame: Frame) -> None:
         v = frame.view
-        self.begin(self.TITLE)
+        title = frame.title(self.TITLE)
+        self.begin(title)
         data = v.layers.get(self.QUANTITY)
         if len(v) == 0 or data is None or data.shape[1] == 0:
-            return self.show_waiting(self.TITLE)
+            return self.show_waiting(title)
         x, rows = stride_decimate(v.steps, data, self.columns)
-        picked = pick_layers(data.shape[1])
+        colors = self.palette.layers
+        picked = pick_layers(data.shape[1], len(colors))
         if frame.selected not in picked and 0 <= frame.selected < data.shape[1]:
-            picked = sorted({*picked[:-1], frame.selected, picked[-1]})[-len(LAYER_COLORS) :]
+            picked = sorted({*picked[:-1], frame.selected, picked[-1]})[-len(colors) :]
         series = [log10_safe(rows[:, i]) if self.LOG else rows[:, i] for i in picked]
         if self.LOG:  # values below the floor sit on the bottom edge
             lo, hi = log_range(*series)
             series = [np.clip(y, lo, hi) for y in series]
-        for color, i, y in zip(LAYER_COLORS, picked, series, strict=False):
-            self.plot.line(x, y, color, label=self.series_label(i, frame))
-        x_lo, x_hi = float(x[0]), float(max(x[-1], x[0] + 1))
+        for k, (i, y) in enumerate(zip(picked, series, strict=True)):
+            self.plot.line(x, y, colors[k], label=self.series_label(i, frame), mark=SERIES_MARKS[k])
+        x_lo, x_hi = frame.x_range(x)
         self.set_step_x(x_lo, x_hi)
         if self.LOG:
             self.set_log_y(lo, hi)
@@ -261,8 +219,9 @@ class UpdateRatioChart(GradHistoryChart):
         grad = frame.view.layers.get("grad_norm")
         grads = stride_decimate(frame.view.steps, grad, self.columns)[1] if grad is not None else None
         marked = False
-        named = {name for name, _ in self.plot.legend}
-        for color, i in zip(LAYER_COLORS, picked, strict=False):
+        named = {name for name, _, _ in self.plot.legend}
+        for k, i in enumerate(picked):
+            color = self.palette.layers[k]
             g = grads[:, i] if grads is not None and grads.shape == rows.shape else np.ones(len(rows))
             zero = frozen_layers(rows[:, i], g)
             if zero.any():
@@ -271,7 +230,7 @@ class UpdateRatioChart(GradHistoryChart):
                 label = self.series_label(i, frame)
                 if label not in named:  # frozen all along: no line, but named in the legend, in layer order
                     at = sum(1 for j in picked if j < i and self.series_label(j, frame) in named)
-                    self.plot.legend.insert(at, (label, color))
+                    self.plot.legend.insert(at, (label, color, SERIES_MARKS[k]))
                     named.add(label)
         now = frozen_layers(frame.snap.update_ratio, frame.snap.grad_norm)
         if marked or now.any():
@@ -296,7 +255,7 @@ class HistogramChart(Chart):
             return self.show_waiting("gradient histogram")
         centers = (edges[:-1] + edges[1:]) / 2
         keep = counts > 0
-        self.plot.bars(centers[keep], counts[keep], BAR, width=float(edges[1] - edges[0]) * 0.8)
+        self.plot.bars(centers[keep], counts[keep], self.palette.bar, width=float(edges[1] - edges[0]) * 0.8)
         ticks, labels = decade_ticks(float(edges[0]), float(edges[-1]), max_ticks=max(2, self.columns // 8))
         self.plot.x = Axis(float(edges[0]), float(edges[-1]), ticks, labels)
         top = float(counts[keep].max()) if keep.any() else 1.0
@@ -318,10 +277,11 @@ class TimeGradChart(Chart):
         lo, hi = log_range(y) if yc is None else log_range(y, yc)
         steps = np.arange(1, len(y) + 1)
         t, y = stride_decimate(steps, np.clip(y, lo, hi), self.columns)
-        self.plot.line(t, y, BAR, label=None if yc is None else "‖∂L/∂h_t‖")
+        pal = self.palette
+        self.plot.line(t, y, pal.bar, label=None if yc is None else "‖∂L/∂h_t‖", mark=SERIES_MARKS[0])
         if yc is not None:
-            self.plot.line(t, stride_decimate(steps, np.clip(yc, lo, hi), self.columns)[1], "cyan",
-                           label="‖∂L/∂c_t‖ (cell state)")  # fmt: skip
+            self.plot.line(t, stride_decimate(steps, np.clip(yc, lo, hi), self.columns)[1], pal.selected,
+                           label="‖∂L/∂c_t‖ (cell state)", mark=SERIES_MARKS[1])  # fmt: skip
         self.set_log_y(lo, hi)
         steps = len(s.time_grad_norm)
         self.plot.x = Axis.counted(1.0, float(max(2, steps)), layer_ticks(steps, max(2, self.columns // 7)))

@@ -6,6 +6,7 @@ newest snapshot) or, before the first snapshot, the one the run config describes
 
 from __future__ import annotations
 
+import ast
 import math
 from dataclasses import dataclass, replace
 
@@ -18,9 +19,19 @@ MAX_DEPTH = 64
 DEFAULT_CLIP = 1.0
 
 
+LIVE, REPLAY, BOTH = "live", "replay", ""  # which dashboard a key belongs to: a live run, a replay, or both
+
+# Footer groups: keys shown together under one word ("+- lr"); the bindings of a group sit side by side
+GROUPS = {name: Binding.Group(name, compact=True) for name in ("lr", "depth", "seek", "speed")}
+
+
 @dataclass(frozen=True)
 class KeyAction:
-    """One dashboard action: its key(s), Textual action string, a stable id, a footer word and a help line."""
+    """One dashboard action: its key(s), Textual action string, a stable id, a footer word and a help line.
+
+    `mode` says where the key works: LIVE (a training run), REPLAY (a recording) or BOTH; the other mode's
+    keys are neither run nor shown. `group` puts related keys together in the footer.
+    """
 
     keys: str
     action: str
@@ -29,48 +40,142 @@ class KeyAction:
     help: str
     show: bool = True
     key_display: str | None = None
+    mode: str = BOTH
+    group: str | None = None
+    priority: bool = False
 
 
-def _t(keys: str, name: str, short: str, help: str, key_display: str | None = None) -> KeyAction:  # noqa: A002
-    return KeyAction(keys, f"toggle('{name}')", name, short, help, key_display=key_display)
+def _t(keys: str, name: str, short: str, help: str, key_display: str | None = None,  # noqa: A002
+       group: str | None = None) -> KeyAction:  # fmt: skip
+    return KeyAction(keys, f"toggle('{name}')", name, short, help, key_display=key_display, mode=LIVE, group=group)
 
 
+# In footer order: what matters most comes first, so a narrow footer still shows it (? help and q quit always).
 ACTIONS: tuple[KeyAction, ...] = (
+    KeyAction("question_mark,f1", "help", "help", "help", "What am I looking at? (help)", key_display="?"),
+    KeyAction("q", "quit", "quit", "quit", "Quit"),
+    KeyAction("space", "pause", "pause", "pause", "Pause / resume training", key_display="␣", mode=LIVE),
+    KeyAction("space", "play", "play", "play/pause", "Replay: play / pause", key_display="␣", mode=REPLAY),
     _t("a", "activation", "act", "Cycle the activation: sigmoid → tanh → relu → leaky_relu"),
     _t("i", "init", "init", "Cycle the weight init: default → xavier → he (re-initialises)"),
     _t("b", "batchnorm", "BN", "BatchNorm on/off"),
     _t("s", "skip", "skip", "Skip (residual) connections on/off"),
     _t("c", "clip", "clip", "Gradient clipping on/off"),
-    KeyAction("C", "clip_prompt", "clip_prompt", "clip=", "Set the gradient-clipping threshold"),
-    _t("plus,equals_sign", "lr_up", "lr×2", "Learning rate ×2", key_display="+"),
-    _t("minus", "lr_down", "lr÷2", "Learning rate ÷2", key_display="-"),
-    _t("left_square_bracket", "depth_down", "depth-", "One layer fewer", key_display="["),
-    _t("right_square_bracket", "depth_up", "depth+", "One layer more", key_display="]"),
+    _t("plus,equals_sign", "lr_up", "lr×2", "Learning rate ×2", key_display="+", group="lr"),
+    _t("minus", "lr_down", "lr÷2", "Learning rate ÷2", key_display="-", group="lr"),
+    _t("left_square_bracket", "depth_down", "depth-", "One layer fewer", key_display="[", group="depth"),
+    _t("right_square_bracket", "depth_up", "depth+", "One layer more", key_display="]", group="depth"),
     _t("l", "cell", "cell", "Cycle the RNN cell: rnn → lstm → gru"),
+    KeyAction(
+        "left,comma",
+        "seek(-1)",
+        "seek_back",
+        "back",
+        "Replay: one recorded step back",
+        key_display="←",
+        mode=REPLAY,
+        group="seek",
+    ),  # fmt: skip
+    KeyAction(
+        "right,full_stop",
+        "seek(1)",
+        "seek_forward",
+        "fwd",
+        "Replay: one recorded step forward",
+        key_display="→",
+        mode=REPLAY,
+        group="seek",
+    ),  # fmt: skip
+    KeyAction(
+        "minus,less_than_sign",
+        "speed(0.5)",
+        "slower",
+        "slower",
+        "Replay: half the speed",
+        key_display="-",
+        mode=REPLAY,
+        group="speed",
+    ),  # fmt: skip
+    KeyAction(
+        "plus,equals_sign,greater_than_sign",
+        "speed(2.0)",
+        "faster",
+        "faster",
+        "Replay: twice the speed",
+        key_display="+",
+        mode=REPLAY,
+        group="speed",
+    ),  # fmt: skip
+    KeyAction(
+        "n,t",
+        "next_event",
+        "next_event",
+        "next toggle",
+        "Replay: jump to the next recorded toggle",
+        key_display="n",
+        mode=REPLAY,
+    ),  # fmt: skip
+    KeyAction("r", "reset", "reset", "reset", "Fresh weights, the settings kept", mode=LIVE),
+    KeyAction("R", "restore", "restore", "restore", "The preset's original settings and fresh weights", mode=LIVE),
+    KeyAction("r", "restart", "restart", "restart", "Replay: back to the first recorded step", mode=REPLAY),
+    KeyAction("n", "step", "step", "step", "Run a single step (stays paused)", mode=LIVE),
+    KeyAction("C", "clip_prompt", "clip_prompt", "clip=", "Set the gradient-clipping threshold", mode=LIVE),
+    KeyAction("p", "presets", "presets", "presets", "Open the preset picker", mode=LIVE),
+    KeyAction("x", "clear_charts", "clear_charts", "clear", "Clear the charts: show only the steps from now on"),
+    KeyAction("X", "whole_run", "whole_run", "whole run", "Charts show the whole run again", show=False),
+    KeyAction("S", "save", "save", "save", "Save a screenshot (SVG) and the charts' data (CSV) here"),
+    KeyAction(
+        "ctrl+p",
+        "command_palette",
+        "palette",
+        "palette",
+        "Every action by name (command palette)",
+        key_display="^p",
+        priority=True,
+    ),  # fmt: skip
     KeyAction("j", "select_layer(-1)", "layer_down", "layer-", "Select the layer below (histogram)", show=False),
     KeyAction("k", "select_layer(1)", "layer_up", "layer+", "Select the layer above (histogram)", show=False),
-    KeyAction("space", "pause", "pause", "pause", "Pause / resume training", key_display="␣"),
-    KeyAction("n", "step", "step", "step", "Run a single step (stays paused)"),
-    KeyAction("r", "reset", "reset", "reset", "Fresh weights with the current settings"),
-    KeyAction("p", "presets", "presets", "presets", "Open the preset picker"),
-    KeyAction("question_mark,f1", "help", "help", "help", "What am I looking at? (help)", key_display="?"),
-    KeyAction("q", "quit", "quit", "quit", "Quit"),
-    KeyAction("comma", "seek(-1)", "seek_back", "back", "Replay: one recorded step back", show=False),
-    KeyAction("full_stop", "seek(1)", "seek_forward", "fwd", "Replay: one recorded step forward", show=False),
-    KeyAction("t", "next_event", "next_event", "next toggle", "Replay: jump to the next recorded toggle", show=False),
-    KeyAction("less_than_sign", "speed(0.5)", "slower", "slower", "Replay: half the speed", show=False),
-    KeyAction("greater_than_sign", "speed(2.0)", "faster", "faster", "Replay: twice the speed", show=False),
 )
+
+
+def key_of(a: KeyAction) -> str:
+    """The key as the footer and help show it."""
+    return a.key_display or a.keys.split(",")[0]
 
 
 def bindings() -> list[Binding]:
     """Textual bindings for ACTIONS, each with an `id` (so a keymap can rebind it)."""
     out = [
-        Binding(a.keys, a.action, a.short, show=a.show, key_display=a.key_display, id=f"vgtui.{a.id}", tooltip=a.help)
+        Binding(
+            a.keys,
+            a.action,
+            a.short,
+            show=a.show,
+            key_display=a.key_display,
+            id=f"vgtui.{a.id}",
+            tooltip=a.help,
+            group=GROUPS.get(a.group or ""),
+        )  # fmt: skip
         for a in ACTIONS
     ]
     out.append(Binding("ctrl+q", "quit", "quit", show=False, id="vgtui.quit_ctrl", priority=True))
     return out
+
+
+def _params(action: str) -> tuple[object, ...]:
+    """The parameters of an action string: "seek(-1)" -> (-1,), "toggle('init')" -> ('init',)."""
+    if "(" not in action:
+        return ()
+    value = ast.literal_eval(action[action.index("(") :])
+    return value if isinstance(value, tuple) else (value,)
+
+
+_MODES = {(a.action.split("(")[0], _params(a.action)): a.mode for a in ACTIONS}
+
+
+def action_mode(action: str, parameters: tuple[object, ...]) -> str | None:
+    """The mode (LIVE, REPLAY, BOTH) of an action as the app's check_action receives it; None if not one of ours."""
+    return _MODES.get((action, tuple(parameters)))
 
 
 def model_state_from_config(cfg: RunConfig) -> ModelState:

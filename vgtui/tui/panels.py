@@ -12,7 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from vgtui.contract import Snapshot, Verdict
-from vgtui.tui.series import chain_rows, fmt_num, remedy_key
+from vgtui.tui.series import chain_rows, fmt_num, fmt_ratio, grad_ratio, plain_numbers, remedy_key
 
 STATUS_STYLE = {
     "running": ("▶ running", "bold green"),
@@ -26,29 +26,84 @@ STATUS_STYLE = {
 SEVERITY_STYLE = {"ok": ("✔", "green"), "warn": ("▲", "yellow"), "bad": ("✖", "bold red")}
 
 
-def status_text(snap: Snapshot | None, preset: str, waiting_note: str = "") -> Text:
-    """One line (wraps on narrow terminals): status · preset · step · steps/s · device · model."""
-    if snap is None:
-        label, style = STATUS_STYLE["starting"]
-        return Text.assemble((f" {label} ", style), f" {preset}  {waiting_note}")
-    label, style = STATUS_STYLE.get(snap.status, (snap.status, "bold"))
-    t = Text.assemble(
-        (f" {label} ", style),
-        " ",
-        (snap.preset or preset, "bold"),
-        f" │ step {snap.step:,} │ {snap.steps_per_sec:.1f} steps/s │ {snap.device} │ ",
-        snap.model.describe(),
-    )
-    if snap.model.clip is not None and snap.clipped:
-        t.append(" (clipped)", "yellow")
+NOTE_STYLE = {"✓": "bold black on green", "⚠": "bold white on red"}
+REPLAY_STATUS = {"running": ("▶ playing", "bold green"), "done": ("■ end", "bold cyan")}
+
+
+def replay_info(snap: Snapshot) -> dict | None:
+    """Where a replayed snapshot is in its recording: file, speed, record (1-based) of records; None when live.
+
+    From the snapshot's `extra["replay"]`, else read off its device string ('replay of cpu · x2 · 5/100')."""
+    info = snap.extra.get("replay") if isinstance(snap.extra, dict) else None
+    if isinstance(info, dict):
+        return info
+    m = re.match(r"replay of .*· x([\d.]+) · (\d+)/(\d+)$", snap.device)
+    if m is None:
+        return None
+    return {"file": "", "speed": float(m[1]), "record": int(m[2]), "records": int(m[3])}
+
+
+def _pack(pieces: list[tuple[int, Text]], width: int, sep: str = " │ ") -> Text:
+    """The pieces in their order, leaving out the least important (highest number) until the line fits."""
+    keep = list(pieces)
+    while len(keep) > 1 and sum(t.cell_len for _, t in keep) + len(sep) * (len(keep) - 1) > width:
+        keep.remove(max(keep, key=lambda p: p[0]))
+    out = Text(no_wrap=True, overflow="ellipsis")
+    for k, (_, t) in enumerate(keep):
+        if k:
+            out.append(sep, "dim")
+        out.append_text(t)
+    return out
+
+
+def numbers_text(snap: Snapshot) -> Text:
+    """'loss 0.693 · acc 50% · grad L1/L20 2e-16': the newest loss, accuracy (where there is one) and ratio."""
+    label, _, ratio = grad_ratio(snap.grad_norm, snap.time_grad_norm)
+    t = Text.assemble("loss ", (fmt_num(snap.loss), "bold"))
+    if np.isfinite(snap.acc):
+        t.append_text(Text.assemble(" · acc ", (pct(snap.acc), "bold")))
+    style = "bold red" if np.isfinite(ratio) and (ratio < 1e-6 or ratio > 1e6) else "bold"
+    t.append_text(Text.assemble(f" · {label} ", (fmt_ratio(ratio), style)))
     return t
 
 
+def status_text(snap: Snapshot | None, preset: str, waiting_note: str = "", width: int = 160) -> Text:
+    """Two lines, each fitted to `width`: state · preset · step · loss, accuracy, gradient ratio · speed · device;
+    then a toggle sent and not yet confirmed, and the model. A replay shows its speed, position and file."""
+    if snap is None:
+        label, style = STATUS_STYLE["starting"]
+        return Text.assemble((f" {label} ", style), f" {preset}  {waiting_note}")
+    replay = replay_info(snap)
+    label, style = (REPLAY_STATUS if replay else {}).get(snap.status) or STATUS_STYLE.get(
+        snap.status, (snap.status, "bold")
+    )
+    pieces = [
+        (0, Text.assemble((f" {label} ", style), " ", (snap.preset or preset, "bold"))),
+        (0, Text(f"step {snap.step:,}")),
+        (1, numbers_text(snap)),
+    ]
+    second = Text(no_wrap=True, overflow="ellipsis")
+    if replay:  # where in the recording and how fast; the file's name leads the second line
+        where = Text(f"record {replay['record']:,}/{replay['records']:,} · x{replay['speed']:g}")
+        pieces.insert(2, (0, where))
+        if replay.get("file"):
+            second.append(f" {replay['file']} ", "bold reverse")
+    else:
+        pieces += [(4, Text(f"{snap.steps_per_sec:.1f} steps/s")), (5, Text(snap.device))]
+    if waiting_note:  # a toggle sent (yellow), applied (green) or unanswered (red)
+        second.append(f" {waiting_note} ", NOTE_STYLE.get(waiting_note[:1], "bold black on yellow"))
+        second.append(" ")
+    second.append(" " + snap.model.describe())
+    if snap.model.clip is not None and snap.clipped:
+        second.append(" (clipped)", "yellow")
+    return Text("\n").join([_pack(pieces, width), second])
+
+
 class StatusBar(Static):
-    """Top line: what runs, how fast, and in which state."""
+    """Top two lines: what runs, how it is doing (loss, accuracy, gradient ratio), how fast, and in which state."""
 
     def show(self, snap: Snapshot | None, preset: str, waiting_note: str = "") -> None:
-        self.update(status_text(snap, preset, waiting_note))
+        self.update(status_text(snap, preset, waiting_note, self.size.width or self.app.size.width))
         self.set_class(snap is not None and snap.status in ("error", "diverged"), "-alarm")
 
 
@@ -63,7 +118,7 @@ def remedy_line(remedy: str) -> Text:
 
 def verdict_lines(v: Verdict) -> list[Text]:
     icon, style = SEVERITY_STYLE.get(v.severity, ("•", ""))
-    out = [Text.assemble((f"{icon} ", style), (v.text, style if v.severity == "bad" else ""))]
+    out = [Text.assemble((f"{icon} ", style), (plain_numbers(v.text), style if v.severity == "bad" else ""))]
     out.extend(remedy_line(r) for r in v.remedies)
     return out
 
@@ -87,15 +142,10 @@ def diagnosis_renderable(snap: Snapshot | None, error: str | None = None) -> Gro
         lines.append(Text("   → try a reset  [r], or another preset  [p]", "cyan"))
     for v in snap.verdicts:
         lines.extend(verdict_lines(v))
-    tgn = snap.time_grad_norm
-    if tgn is not None and len(tgn) > 1:
-        ratio = float(tgn[0] / tgn[-1]) if tgn[-1] > 0 else float("nan")
-        what = ("Time step 1 gets ", f" × the gradient of step {len(tgn)}.")
-    else:
-        ratio = snap.first_last_ratio
-        what = ("Layer 1 gets ", f" × the gradient of layer {len(snap.grad_norm)}.")
-    if np.isfinite(ratio):
-        lines.append(Text.assemble(what[0], (fmt_num(ratio), "bold"), what[1], style="dim" if ratio > 1e-2 else ""))
+    _, measure, ratio = grad_ratio(snap.grad_norm, snap.time_grad_norm)
+    if np.isfinite(ratio):  # named, so it is not taken for the chain-rule product beside it
+        value = fmt_ratio(ratio) + (" (underflows to 0 in float32)" if ratio == 0 else "")
+        lines.append(Text.assemble(f"{measure} = ", (value, "bold"), style="dim" if 1e-2 < ratio < 1e2 else ""))
     events = [e.label for e in snap.events if e.name != "hist_layer"][-4:]
     if events:
         lines.append(Text("events: " + " · ".join(events), "magenta"))
@@ -175,12 +225,22 @@ def product_style(product: float) -> str:
     return "yellow" if product < 1e-2 else ""
 
 
+TIME_CAPTION = "each step back multiplies ‖∂L/∂h_t‖ by the recurrent gain; product: ‖∂L/∂h_t‖ / the last step's"
+
+
 def why_time_caption(snap: Snapshot) -> str:
-    caption = "each step back multiplies the gradient by the recurrent gain; the product is what is left"
+    caption = TIME_CAPTION
     slope = snap.slope[np.isfinite(snap.slope)] if len(snap.slope) else snap.slope
     if len(slope):  # the vanilla cell: h_t = tanh(...), its mean slope 1 - h^2 is one factor of the gain
         caption += f" · mean tanh slope 1−h² {fmt_num(float(slope[0]))}"
-    return caption
+    return caption + UNDERFLOW_NOTE if _underflow(snap.time_grad_norm) else caption
+
+
+UNDERFLOW_NOTE = " · <1e-38: underflowed in float32 (its gain –)"
+
+
+def _underflow(values: np.ndarray | None) -> bool:
+    return values is not None and bool(np.any(np.asarray(values) == 0))
 
 
 def why_time_renderable(tgn: np.ndarray, max_rows: int, caption: str = "") -> ChainTable:
@@ -188,7 +248,7 @@ def why_time_renderable(tgn: np.ndarray, max_rows: int, caption: str = "") -> Ch
     what reaches step t from the last step."""
     table = ChainTable(
         "why: the chain rule through time, last step → first",
-        caption or "each step back multiplies the gradient by the recurrent gain; the product is what is left",
+        caption or TIME_CAPTION,
         ("step", "‖∂L/∂h_t‖", "gain", "→ product"),
         optional=(1, 2),
     )
@@ -204,13 +264,8 @@ def why_time_renderable(tgn: np.ndarray, max_rows: int, caption: str = "") -> Ch
             continue
         i = int(step) - 1
         p = float(product[i])
-        table.add_row(step, fmt_num(float(t[i])), g, (product_text(p, prod), product_style(p)))
+        table.add_row(step, fmt_num(float(t[i])), g, (prod, product_style(p)))
     return table
-
-
-def product_text(value: float, shown: str) -> str:
-    """A product that underflowed to 0 in float32 is said so, not shown as a plain 0."""
-    return "<1e-38" if value == 0 else shown
 
 
 # The activation column of the chain-rule table: (header, legend, Snapshot field), by activation
@@ -220,22 +275,31 @@ ACTIVITY = {
     "relu": ("dead", "dead: output 0 on the whole batch", "dead"),
     "leaky_relu": ("neg", "neg: negative on the whole batch", "negative"),
 }
-WHY_CAPTION = "each layer multiplies the gradient by its gain ≈ slope × weight scale; the product is what reaches it"
-WHY_CAPTION_SHORT = "gain ≈ slope × weight scale"  # where the panel is short: the table rows come first
+WHY_CAPTION = (
+    "each layer multiplies the gradient by its gain ≈ slope × weight scale; product: ‖∂L/∂h‖ reaching the layer"
+    " / at the output (activation gradients, not the weight-grad ratio)"
+)
+WHY_CAPTION_SHORT = "gain ≈ slope × weight scale · product: ‖∂L/∂h‖ layer / output"  # the table rows come first
+WHY_CAPTION_MIN = "product: ‖∂L/∂h‖ layer/output"  # a small panel: what the product divides, nothing else
+TIME_CAPTION_MIN = "product: ‖∂L/∂h_t‖/last step"
 
 
-def why_caption(snap: Snapshot, short: bool = False) -> str:
-    """The caption under the chain-rule table (it says what the activation column counts)."""
+def why_caption(snap: Snapshot, level: int = 0, activity_shown: bool = True) -> str:
+    """The caption under the chain-rule table: level 0 in full, 1 short, 2 only what the product divides. It says
+    what the activation column counts where that column is shown, and what '<1e-38' means where one underflowed."""
     if snap.time_grad_norm is not None:
-        return why_time_caption(snap)
-    activity = ACTIVITY.get(snap.model.activation)
-    return (WHY_CAPTION_SHORT if short else WHY_CAPTION) + (" · " + activity[1] if activity else "")
+        return TIME_CAPTION_MIN if level >= 2 else why_time_caption(snap)
+    if level >= 2:
+        return WHY_CAPTION_MIN
+    activity = ACTIVITY.get(snap.model.activation) if activity_shown else None
+    caption = (WHY_CAPTION_SHORT if level else WHY_CAPTION) + (" · " + activity[1] if activity else "")
+    return caption + UNDERFLOW_NOTE if _underflow(snap.gain_product) else caption
 
 
 def why_renderable(snap: Snapshot, selected: int, max_rows: int, short: bool = False) -> ChainTable:
     """Per layer from the output back: gradient, saturation / dead / negative units, the activation's mean slope,
     local gain and the running product. Undefined values (NaN) read '–'."""
-    caption = why_caption(snap, short)
+    caption = why_caption(snap, int(short))
     if snap.time_grad_norm is not None:
         return why_time_renderable(snap.time_grad_norm, max_rows, caption)
     n = len(snap.gain)
@@ -281,10 +345,17 @@ class WhyPanel(Static):
             self.update(Text("why: waiting for data", "dim"))
             return
         width, height = max(20, self.size.width or 40), self.size.height or 12
-        short = height < 14  # the full caption would leave too few rows of the table
-        caption_lines = len(Text(why_caption(snap, short)).wrap(self.app.console, width))
-        rows = max(3, height - 2 - caption_lines)  # title and header, then the caption
-        self.update(why_renderable(snap, selected, rows, short))
+        wanted = min(len(snap.gain) or 3, 5) + 1  # table rows worth a longer caption: a few layers and the "…"
+        table = why_renderable(snap, selected, height, height < 14)
+        activity_shown = 2 in table.shown_columns(width)
+        for level in (0, 1, 2)[int(height < 14) :]:  # the longest caption that leaves room for the rows
+            caption = why_caption(snap, level, activity_shown)
+            rows = height - 2 - len(Text(caption).wrap(self.app.console, width))  # title and header first
+            if rows >= wanted:
+                break
+        table = why_renderable(snap, selected, max(3, rows), level > 0)
+        table.caption = caption
+        self.update(table)
 
 
 def too_small_text(width: int, height: int, min_width: int, min_height: int) -> Text:

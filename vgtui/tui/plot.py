@@ -55,6 +55,7 @@ class _Line:
     y: np.ndarray
     color: str
     right: bool
+    mark: str | None = None  # a character drawn now and then along the line and at its end
 
 
 @dataclass
@@ -89,7 +90,11 @@ class Plot:
         self.y2: Axis | None = None  # a right-hand axis, for series drawn with right=True
         self.xlabel = ""
         self.note = ""  # drawn centred in an empty plot (e.g. "waiting for data")
-        self.legend: list[tuple[str, str]] = []  # (label, colour)
+        self.legend: list[tuple[str, str, str]] = []  # (label, colour, mark)
+        self.left_min = 0  # at least this many cells for the y labels (stacked plots align their axes)
+        self.x_axis = True  # the x axis and its labels (a plot stacked above another leaves them to the lower one)
+        self.y_color = ""  # the colour of the y labels (stacked plots: each scale in its series' colour)
+        self.labels = True  # the labels of the vertical lines (the lower of stacked plots leaves them out)
         self._lines: list[_Line] = []
         self._bars: list[_Bars] = []
         self._marks: list[_Marks] = []
@@ -97,13 +102,15 @@ class Plot:
 
     # ------------------------------------------------------------------ filling
 
-    def line(self, x, y, color: str, label: str | None = None, right: bool = False) -> None:
-        """A polyline through the points (x, y); non-finite points are dropped."""
+    def line(self, x, y, color: str, label: str | None = None, right: bool = False, mark: str | None = None) -> None:
+        """A polyline through the points (x, y); non-finite points are dropped. With a `mark`, that character is
+        drawn every few columns along the line and at its end, and the legend shows it: series stay apart
+        without colour (NO_COLOR, 16-colour terminals, colour-blind readers)."""
         xs, ys = _finite(x, y)
         if len(xs):
-            self._lines.append(_Line(xs, ys, color, right))
+            self._lines.append(_Line(xs, ys, color, right, mark))
             if label:
-                self.legend.append((label, color))
+                self.legend.append((label, color, mark or "●"))
 
     def bars(self, x, y, color: str, width: float = 0.8) -> None:
         """Vertical bars from the bottom of the y axis up to y, each `width` data units wide."""
@@ -127,13 +134,13 @@ class Plot:
         """Lay out axes, labels and data in `width`×`height` cells; one Strip (exactly `width` cells) per row."""
         if width <= 0 or height <= 0:
             return [Strip.blank(max(0, width))] * max(0, height)
-        left = max((len(s) for s in self.y.labels), default=0) + 1
+        left = max(max((len(s) for s in self.y.labels), default=0) + 1, self.left_min)
         right = max((len(s) for s in self.y2.labels), default=0) + 1 if self.y2 is not None else 0
         rows_top = 1 if self.legend else 0
-        rows_bottom = [1, 1 if self.x.labels else 0, 1 if self.xlabel else 0]
+        rows_bottom = [1, 1 if self.x.labels else 0, 1 if self.xlabel else 0] if self.x_axis else [0, 0, 0]
         pw = width - left - right
         # Give up the extras, least useful first, until the plot area has room.
-        while height - rows_top - sum(rows_bottom) < 2 and (rows_bottom[2] or rows_top or rows_bottom[1]):
+        while height - rows_top - sum(rows_bottom) < min(2, height) and (rows_bottom[2] or rows_top or rows_bottom[1]):
             if rows_bottom[2]:
                 rows_bottom[2] = 0
             elif rows_top:
@@ -149,7 +156,8 @@ class Plot:
         if rows_top:
             rows.append(self._legend_row(width, left))
         rows.extend(self._plot_rows(canvas, width, left, right))
-        rows.append(self._axis_row(pw, left, right))
+        if rows_bottom[0]:
+            rows.append(self._axis_row(pw, left, right))
         if rows_bottom[1]:
             rows.append(self._tick_label_row(width, pw, left))
         if rows_bottom[2]:
@@ -173,6 +181,10 @@ class Plot:
         has = dots > 0
         if has.any():
             c.codes.reshape(-1)[has] = BRAILLE_BASE + dots[has]
+        marked = [line for line in self._lines if line.mark]
+        for k, line in enumerate(marked):
+            axis = self.y2 if line.right and self.y2 is not None else self.y
+            c.line_marks(line, x, axis, k, len(marked))
         for m in self._marks:
             cols = _cells(m.x, x.lo, x.span(), c.w)
             rows = _cells(self.y.hi - m.y, 0.0, self.y.span(), c.h)
@@ -181,7 +193,7 @@ class Plot:
         taken: list[tuple[int, int]] = []
         for v in reversed(self._vlines):  # labels last, on top of the data; the newest wins where they would overlap
             col = _cell(v.x, x, c.w)
-            if v.label and 0 <= col < c.w and x.lo <= v.x <= x.hi:
+            if v.label and self.labels and 0 <= col < c.w and x.lo <= v.x <= x.hi:
                 text = v.label[: c.w]
                 start = col + 1 if col + 1 + len(text) <= c.w else col - len(text)
                 start = max(0, start)
@@ -196,17 +208,18 @@ class Plot:
     def _legend_row(self, width: int, left: int) -> Strip:
         segments = [Segment(" " * left)]
         used = left
-        for label, color in self.legend:
+        for label, color, mark in self.legend:
             piece = len(label) + 4
             if used + piece > width:
                 break
-            segments += [Segment("● ", _style(color)), Segment(label + "  ", LABEL_STYLE)]
+            segments += [Segment(mark + " ", _style(color)), Segment(label + "  ", LABEL_STYLE)]
             used += piece
         segments.append(Segment(" " * (width - used)))
         return Strip(segments, width)
 
     def _plot_rows(self, c: _Canvas, width: int, left: int, right: int) -> list[Strip]:
         y_marks = _tick_rows(self.y, c.h, left - 1, right_align=True)
+        y_style = _style(self.y_color) if self.y_color else LABEL_STYLE
         y2_marks = _tick_rows(self.y2, c.h, right - 1, right_align=False) if self.y2 is not None else {}
         blank_left = " " * (left - 1)
         blank_right = " " * (right - 1)
@@ -215,7 +228,7 @@ class Plot:
         rows = []
         for r in range(c.h):
             label = y_marks.get(r)
-            segments = [Segment(label if label is not None else blank_left, LABEL_STYLE)]
+            segments = [Segment(label if label is not None else blank_left, y_style)]
             segments.append(Segment("┤" if label is not None else "│", AXIS_STYLE))
             row_text = text[r * c.w : (r + 1) * c.w]
             colors = c.colors[r]
@@ -296,6 +309,19 @@ class _Canvas:
             if part and top > 0:
                 self.codes[top - 1, c0:c1] = ord(EIGHTHS[part])
                 self.colors[top - 1, c0:c1] = ci
+
+    def line_marks(self, line: _Line, x: Axis, y: Axis, k: int, n: int) -> None:
+        """The line's mark at its last point and every `spacing` columns, series k of n starting k/n of the
+        way into each stretch, so the marks of different series do not land on the same columns."""
+        cols = _cells(line.x, x.lo, x.span(), self.w)
+        rows = _cells(y.hi - np.clip(line.y, y.lo, y.hi), 0.0, y.span(), self.h)
+        spacing = max(6, self.w // 5)
+        phase = (cols + spacing - (k * spacing) // max(1, n)) % spacing
+        first = np.r_[True, cols[1:] != cols[:-1]]  # one point per column
+        pick = np.flatnonzero(first & (phase == 0))
+        pick = np.append(pick, len(cols) - 1)
+        self.codes[rows[pick], cols[pick]] = ord(line.mark[0])  # type: ignore[index]
+        self.colors[rows[pick], cols[pick]] = self.color(line.color)
 
     def braille(self, dots: np.ndarray, line: _Line, x: Axis, y: Axis) -> None:
         """Rasterise the polyline into braille dots (OR-ed into `dots`); its cells take the line's colour."""

@@ -6,6 +6,7 @@ No textual, no torch: plain numpy in, plain lists/strings out, so every helper i
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -82,18 +83,62 @@ def log_range(*arrays: np.ndarray, floor: float = -24.0) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def fmt_num(x: float) -> str:
-    """Short human number: 0.22, 3e-12, 1.5e+03 -> '1500', NaN -> '–'."""
+def fmt_num(x: float, digits: int = 1) -> str:
+    """The one format of a measured number on the dashboard: 0.22, 1500, 3e-12, 2e14; NaN -> '–'.
+
+    From 0.01 to 10^4 three significant digits, else a power of ten with `digits` significant digits: the same
+    number reads the same in the status bar, the diagnosis and the chain-rule table (and as the engine's
+    verdicts write it, see `plain_numbers`).
+    """
     if x is None or not math.isfinite(x):
         return "–"
     if x == 0:
         return "0"
     ax = abs(x)
-    if 1e-3 <= ax < 1e4:
-        return f"{x:.3g}"
-    mant, exp = f"{x:.1e}".split("e")
-    mant = mant.rstrip("0").rstrip(".")
+    if 1e-2 <= ax < 1e4:
+        return f"{x:.0f}" if ax >= 999.5 else f"{x:.3g}"
+    mant, exp = f"{x:.{max(0, digits - 1)}e}".split("e")
+    if "." in mant:
+        mant = mant.rstrip("0").rstrip(".")
     return f"{mant}e{int(exp)}"
+
+
+UNDERFLOW = "<1e-38"  # a gradient ratio that is exactly 0: it underflowed in float32
+
+
+def fmt_ratio(x: float) -> str:
+    """A gradient ratio or product: as fmt_num, but an exact 0 is an underflow, not a measured 0."""
+    return UNDERFLOW if x == 0 else fmt_num(x)
+
+
+_ENGINE_NUMBER = re.compile(r"\b(\d(?:\.\d+)?)e([+-]?)0*(\d+)")
+
+
+def plain_numbers(text: str) -> str:
+    """Numbers in a text from the engine written as fmt_num writes them: '2e-03' -> '2e-3', '4e+14' -> '4e14'."""
+    return _ENGINE_NUMBER.sub(lambda m: f"{m[1]}e{'-' if m[2] == '-' else ''}{m[3]}", text)
+
+
+def grad_ratio(grad_norm: np.ndarray, time_grad_norm: np.ndarray | None) -> tuple[str, str, float]:
+    """The first/last gradient ratio the dashboard reports: (short label, what it divides, value).
+
+    MLP: the weight gradient of layer 1 over the last layer's. RNN: ‖∂L/∂h‖ of time step 1 over the last step's.
+    """
+    t = time_grad_norm
+    if t is not None and len(t) > 1:
+        n = len(t)
+        value = float(t[0] / t[-1]) if np.isfinite(t[-1]) and t[-1] > 0 else float("nan")
+        return f"‖∂L/∂h‖ t1/t{n}", f"‖∂L/∂h‖ ratio, time step 1 / step {n}", value
+    g = np.asarray(grad_norm, dtype=float)
+    n = len(g)
+    if n < 2:
+        return "grad L1/L1", "weight-grad ratio", float("nan")
+    value = float(g[0] / g[-1]) if np.isfinite(g[-1]) and g[-1] > 0 else float("nan")
+    return f"grad L1/L{n}", f"weight-grad ratio ‖∂L/∂W₁‖/‖∂L/∂W{subscript(n)}‖", value
+
+
+def subscript(n: int) -> str:
+    return str(n).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 
 
 def frozen_layers(update_ratio: np.ndarray, grad_norm: np.ndarray) -> np.ndarray:
@@ -119,7 +164,8 @@ def pick_layers(n: int, k: int = 5) -> list[int]:
 def chain_rows(gain: np.ndarray, product: np.ndarray, max_rows: int) -> list[tuple[str, str, str]]:
     """Rows (layer, ×gain, running product) from the output back to layer 1, elided in the middle.
 
-    E.g. [('20', '×0.22', '0.22'), ('19', '×0.25', '0.055'), ('…', '', ''), ('1', '×0.2', '3e-12')].
+    E.g. [('20', '×0.22', '0.22'), ('19', '×0.25', '0.055'), ('…', '', ''), ('1', '×0.2', '3e-12')]; a product that
+    underflowed to 0 reads '<1e-38' and its gain '–'.
     """
     n = len(gain)
     order = list(range(n - 1, -1, -1))
@@ -134,7 +180,9 @@ def chain_rows(gain: np.ndarray, product: np.ndarray, max_rows: int) -> list[tup
         if i < 0:
             rows.append(("…", "", ""))
         else:
-            rows.append((str(i + 1), "×" + fmt_num(float(gain[i])), fmt_num(float(product[i]))))
+            p, g = float(product[i]), float(gain[i])
+            # where the gradient underflowed to 0 its gain is not measurable (0/x), not a gain of 0
+            rows.append((str(i + 1), "–" if p == 0 or not math.isfinite(g) else "×" + fmt_num(g), fmt_ratio(p)))
     return rows
 
 
@@ -182,7 +230,7 @@ def step_ticks(lo: float, hi: float, max_ticks: int = 5) -> tuple[list[float], l
 def linear_ticks(lo: float, hi: float, max_ticks: int = 5) -> tuple[list[float], list[str]]:
     """Tick positions for a value axis with labels like '0.25' or '1e-4'."""
     ticks = nice_ticks(lo, hi, max_ticks, steps=(1, 2, 2.5, 5, 10))
-    return ticks, [fmt_num(round(t, 12)) for t in ticks]
+    return ticks, [fmt_num(round(t, 12), digits=2) for t in ticks]
 
 
 def short_int(x: float) -> str:
