@@ -15,6 +15,7 @@ import numpy as np
 
 from vgtui.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vgtui.contract import (
+    HIST_EDGES,
     Command,
     Event,
     ModelState,
@@ -295,6 +296,10 @@ def write_recording(path, steps: int = 40):
             fake.send(Toggle("activation", "relu"))
             writer.write(event_record(fake.events[-1]))
         fake.advance(1)
-        writer.write(step_record(fake.latest()))
+        snap = fake.latest()
+        # the engine's fixed log10|g| bins (the fake draws 28 bins of its own for the charts)
+        centers = (snap.hist_edges[:-1] + snap.hist_edges[1:]) / 2
+        counts = np.histogram(centers, HIST_EDGES, weights=snap.hist_counts)[0].astype(float)
+        writer.write(step_record(replace(snap, hist_edges=HIST_EDGES, hist_counts=counts)))
     writer.close()
     return path
