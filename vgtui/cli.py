@@ -35,6 +35,15 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+THEME_HELP = "dashboard colours: dark, light or a Textual theme name (remembered for the next runs)"
+
+
+def chosen_theme(requested: str | None) -> str | None:
+    from vgtui.settings import chosen_theme as choose
+
+    return choose(requested)
+
+
 def _fail(message: str) -> int:
     one_line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
     print(f"vgtui: error: {one_line}", file=sys.stderr)
@@ -75,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "picked later records to FILE-2.jsonl, FILE-3.jsonl...",
     )
     launch.add_argument("--force", action="store_true", help="overwrite the --record file if it exists")
+    launch.add_argument("--theme", default=None, help=THEME_HELP)
     launch.add_argument(
         "--worker",
         choices=("process", "thread"),
@@ -114,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("log", help="a run log from vgtui run --out or vgtui launch --record")
     replay.add_argument("--speed", type=float, default=1.0, help="playback speed, x0.5 .. x8 (default 1)")
     replay.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second (default 4)")
+    replay.add_argument("--theme", default=None, help=THEME_HELP)
 
     serve = sub.add_parser(
         "serve",
@@ -130,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second (default 4)")
+    serve.add_argument("--theme", default=None, help=THEME_HELP)
+    serve.add_argument("--font-size", type=int, default=16,
+                       help="the page's font size in pixels, 6-64 (default 16; a projector wants ~26); "
+                       "?fontsize=N in the address overrides it")  # fmt: skip
     serve.add_argument(
         "--token", default=None, help="required in the URL (?token=...); off loopback one is made up and printed"
     )
@@ -247,6 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_launch(args: argparse.Namespace) -> int:
     config = resolve_config(args.preset, args.sets) if args.preset else None
+    theme = chosen_theme(args.theme)
     if args.preset is None and args.sets:
         return _fail("--set needs a preset: vgtui launch PRESET --set section.key=value")
     if args.refresh_hz is not None and not 0.1 <= args.refresh_hz <= 60:
@@ -269,7 +285,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
             return worker_class(cfg, device=args.device)
         return worker_class(cfg, device=args.device, record=recordings.next(), record_force=True)
 
-    return run_dashboard(config, factory, refresh_hz=args.refresh_hz)
+    return run_dashboard(config, factory, refresh_hz=args.refresh_hz, theme=theme)
 
 
 class Recordings:
@@ -312,6 +328,11 @@ def serve_launch_args(args: argparse.Namespace) -> list[str]:
     parts += ["--device", args.device]
     if args.refresh_hz is not None:
         parts += ["--refresh-hz", str(args.refresh_hz)]
+    if args.theme:
+        chosen_theme(args.theme)  # checked (and remembered) now
+        parts += ["--theme", args.theme]
+    if not 6 <= args.font_size <= 64:
+        raise ValueError(f"--font-size {args.font_size}: allowed: an integer from 6 to 64")
     return parts
 
 
@@ -358,10 +379,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return _fail(f"--speed {args.speed:g}: allowed: a number from {SPEEDS[0]:g} to {SPEEDS[1]:g}")
     if args.refresh_hz is not None and not 0.1 <= args.refresh_hz <= 60:
         return _fail(f"--refresh-hz {args.refresh_hz:g}: allowed: a number from 0.1 to 60")
+    theme = chosen_theme(args.theme)
     session = ReplaySession(args.log, speed=args.speed)  # reads and checks the log before the screen changes
     from vgtui.tui.app import run_dashboard
 
-    return run_dashboard(session.config, lambda cfg: session, refresh_hz=args.refresh_hz)
+    return run_dashboard(session.config, lambda cfg: session, refresh_hz=args.refresh_hz, theme=theme)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

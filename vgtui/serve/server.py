@@ -51,14 +51,33 @@ def full_message(running: int, limit: int) -> str:
     )
 
 
+# keys work without a click first: focus the terminal as soon as textual.js has made it (and again on a click
+# anywhere, e.g. after the session restarts)
+FOCUS_SCRIPT = """<script>
+(function () {
+  function focusTerminal() {
+    var t = document.querySelector("#terminal textarea");
+    if (t) { t.focus({preventScroll: true}); return true; }
+    return false;
+  }
+  var tries = 0, timer = setInterval(function () { if (focusTerminal() || ++tries > 100) clearInterval(timer); }, 100);
+  window.addEventListener("focus", focusTerminal);
+  document.addEventListener("click", focusTerminal);
+})();
+</script>
+"""
+
+
 class VgtuiServer(Server):
     """Serve `python -m vgtui.serve.tether LAUNCH_ARGS` to each accepted WebSocket."""
 
-    def __init__(self, launch_args: Sequence[str], *, host: str, port: int, guard: Guard, max_sessions: int) -> None:
+    def __init__(self, launch_args: Sequence[str], *, host: str, port: int, guard: Guard, max_sessions: int,
+                 font_size: int = 16) -> None:  # fmt: skip
         self.argv = [sys.executable, "-m", "vgtui.serve.tether", *launch_args]
         super().__init__(" ".join(["vgtui", "launch", *launch_args]), host=host, port=port, title="vgtui")
         self.guard = guard
         self.max_sessions = max_sessions
+        self.font_size = font_size  # the page's default; ?fontsize=N overrides it
         self.sessions: dict[TabSession, web.WebSocketResponse] = {}
         self.waiting: set[web.WebSocketResponse] = set()  # tabs shown "full"
         self.refused = OnceLog(log)
@@ -175,16 +194,18 @@ class VgtuiServer(Server):
         if self.guard.token is not None:
             websocket_url += f"/{self.guard.token}"
         try:
-            font_size = min(max(int(request.query.get("fontsize", "16")), 6), 64)
+            font_size = min(max(int(request.query.get("fontsize", str(self.font_size))), 6), 64)
         except ValueError:
-            font_size = 16
+            font_size = self.font_size
         context = {
             "font_size": font_size,
             "app_websocket_url": websocket_url,
             "config": {"static": {"url": "/static/"}},
             "application": {"name": self.title},
         }
-        return aiohttp_jinja2.render_template("app_index.html", request, context)
+        page = aiohttp_jinja2.render_template("app_index.html", request, context)
+        page.text = (page.text or "").replace("</body>", FOCUS_SCRIPT + "</body>", 1)
+        return page
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
         websocket = web.WebSocketResponse(heartbeat=15, max_msg_size=1 << 20)

@@ -66,7 +66,8 @@ def prepare(args: argparse.Namespace, launch_args: Sequence[str]) -> tuple[Vgtui
     token = choose_token(args.host, args.token)
     guard = Guard(served_names(args.host, args.allow_hosts), args.port, token)
     limit = args.max_sessions or default_max_sessions()
-    server = VgtuiServer(launch_args, host=args.host, port=args.port, guard=guard, max_sessions=limit)
+    server = VgtuiServer(launch_args, host=args.host, port=args.port, guard=guard, max_sessions=limit,
+                         font_size=getattr(args, "font_size", 16))  # fmt: skip
     server.bind()
 
     shown = socket.gethostname() if is_wildcard(args.host) else args.host
