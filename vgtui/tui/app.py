@@ -159,9 +159,17 @@ class VgtuiApp(DashboardActions, App[int]):
         root.set_class(tiny, "-tiny")
         root.set_class(compact, "-compact")
         self.footer.display = not tiny
+        self.call_after_refresh(self._show_keys)
         self.too_small.update(too_small_text(width, height, *MIN_SIZE))
         self._drawn.clear()
         self.call_after_refresh(self.poll)  # redraw at the new sizes
+
+    def _show_keys(self) -> None:
+        """In a browser tab the app starts "blurred" until a key or click arrives (the page focuses the terminal
+        itself), and Textual's footer lists no keys while blurred: so a web app counts as focused from the start."""
+        if self.is_web and not self.app_focus:
+            self.app_focus = True
+        self.refresh_bindings()
 
     # ------------------------------------------------------------------ session lifecycle
 
