@@ -134,7 +134,27 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     presets.add_argument("name", nargs="?", help="a preset name or .toml path: show it with its suggested remedies")
+    _add_attach_parser(sub)
     return parser
+
+
+def _add_attach_parser(sub: argparse._SubParsersAction) -> None:
+    """`vgtui attach`: the dashboard (or a headless recording) of a run watched with vgtui.watch."""
+    attach = sub.add_parser(
+        "attach",
+        help="open the dashboard on your own model's run, watched with vgtui.watch(model, optimizer)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  vgtui attach --list                  # this user's watched runs\n"
+        "  vgtui attach exp3\n  vgtui attach exp3 --read-only --out exp3.jsonl\n"
+        "  vgtui attach tcp://127.0.0.1:7007 --token-file exp3.token\n"
+        "  ssh -L 7007:/run/user/1000/vgtui/exp3.sock gpu-box   # then: vgtui attach unix:...",
+    )
+    attach.add_argument("target", nargs="?", help="NAME (see --list), unix:PATH or tcp://HOST:PORT")
+    attach.add_argument("--read-only", action="store_true", help="watch only: send no commands")
+    attach.add_argument("--token-file", metavar="F", help="the token of a TCP watch (else $VGTUI_TOKEN)")
+    attach.add_argument("--out", metavar="FILE.jsonl", help="record the run log headless until the run ends")
+    attach.add_argument("--list", action="store_true", help="list this user's watched runs and exit")
+    attach.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second (default 4)")
 
 
 def resolve_config(spec: str, sets: list[str], steps: int | None = None, seed: int | None = None) -> RunConfig:
@@ -272,6 +292,78 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return run_dashboard(session.config, lambda cfg: session, refresh_hz=args.refresh_hz)
 
 
+def cmd_attach(args: argparse.Namespace) -> int:
+    from vgtui.attach import AttachError, AttachSession, list_watches
+
+    if args.list:
+        return _print_watches(list_watches())
+    target = args.target
+    if target is None:
+        live = [w for w in list_watches() if not w.get("stale")]
+        if len(live) != 1:
+            _print_watches(live)
+            return _fail("which run? name one: vgtui attach NAME" if live else "no watched run is running")
+        target = live[0]["name"]
+    if args.refresh_hz is not None and not 0.1 <= args.refresh_hz <= 60:
+        return _fail(f"--refresh-hz {args.refresh_hz:g}: allowed: a number from 0.1 to 60")
+    token = os.environ.get("VGTUI_TOKEN")
+    if args.token_file:
+        token = open(args.token_file, encoding="utf-8").read().strip()  # noqa: SIM115
+    session = AttachSession(target, token=token, read_only=args.read_only or bool(args.out))
+    try:
+        if args.out:
+            return _record_attached(session, args.out)
+        session.start()
+    except AttachError as exc:
+        return _fail(str(exc))
+    from vgtui.tui.app import run_dashboard
+    from vgtui.watchlog import user_config
+
+    config = user_config(str(session.hello.get("name", target)), session.latest(), session.hello.get("heavy_every", 0))
+    return run_dashboard(config, lambda cfg: session, refresh_hz=args.refresh_hz)
+
+
+def _print_watches(watches: list[dict]) -> int:
+    if not watches:
+        print("no watched runs (start one with vgtui.watch(model, optimizer) in your training script)")
+    for w in watches:
+        if w.get("stale"):
+            print(f"{w['name']:<24} (left behind by a run that ended: {w['path']})")
+            continue
+        print(f"{w['name']:<24} step {w.get('step', 0):>8,}  {w.get('status', '?'):<8} pid {w.get('pid')}  "
+              f"{w.get('device', '')}  {w.get('script', '')}")  # fmt: skip
+    return 0
+
+
+def _record_attached(session, out: str) -> int:
+    """--out: write the run log headless until the watched run ends (or Ctrl+C)."""
+    from vgtui.watchlog import SnapshotLog
+
+    log = None
+    try:
+        session.open()
+        name = str(session.hello.get("name", "watch"))
+        log = SnapshotLog(out, name, int(session.hello.get("heavy_every", 0)))
+        session.on_snapshot = log.write
+        if session._latest is not None:
+            log.write(session._latest, len(session.events))
+        session.start()
+        print(f"vgtui: recording {name} to {out} until the run ends (Ctrl+C stops)", file=sys.stderr)
+        while not session.ended.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        print("vgtui: interrupted: the run log is complete up to the last publish", file=sys.stderr)
+        return 130
+    finally:
+        session.stop()
+        if log is not None:
+            log.close()
+    last = session.latest()
+    print(f"vgtui: {log.records} publishes recorded to {out}; the run is {last.status if last else 'gone'}",
+          file=sys.stderr)  # fmt: skip
+    return 0 if last is not None and last.status == "done" else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -288,6 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "plot":
             return cmd_plot(args)
+        if args.command == "attach":
+            return cmd_attach(args)
         parser.print_help()
         return 0
     except (ConfigError, ValueError) as exc:

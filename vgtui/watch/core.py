@@ -1,0 +1,397 @@
+"""Watch: the optimizer step hooks that measure a user's model, apply viewers' commands and hand publishes to the hub.
+
+Every step (register_step_pre_hook): drain commands, one light row of gradient norms (a couple of fused ops, no
+sync), vgtui's clip after measuring, lr x k saved and scaled. After the step (register_step_post_hook): lr restored,
+heavy statistics on heavy steps, probes armed for the next heavy step, a publish every >= publish_every seconds (one
+cat and one device-to-host transfer; on CUDA non-blocking into pinned memory, the hub thread waits on the event),
+then the pause gate. Heavy steps are a pure function of the step number (1, 2, then every `heavy_every`). Any error
+in vgtui's own code is caught here: the statistic is switched off and the viewers are told; it never reaches the
+user's loop (a KeyboardInterrupt while paused does: it is the user's).
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import sys
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+import torch
+
+from vgtui.contract import Event, Pause, Resume, SelectLayer, Step, Toggle
+from vgtui.engine.toggles import normalize
+from vgtui.watch.layers import ForwardOrder, Layer, dominant_activation, find_activations, optimizer_params, select
+from vgtui.watch.probes import Probes
+from vgtui.watch.report import Batch, LayerInfo
+from vgtui.watch.stats import HeavyMeta, Meter, PendingHeavy
+
+
+class CudaTransfer:
+    """A publish whose numbers are still being copied into pinned host memory: the hub thread waits on the event."""
+
+    def __init__(self, flat: torch.Tensor, batch: Batch) -> None:
+        self.host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
+        self.host.copy_(flat, non_blocking=True)
+        self.event = torch.cuda.Event()
+        self.event.record()
+        self.batch = batch
+
+    def result(self) -> Batch:
+        self.event.synchronize()
+        self.batch.flat = self.host.numpy()
+        return self.batch
+
+
+class StepHooks:
+    """The training-thread half of vgtui.watch (see vgtui.watch.Watch for the user-facing face)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        blocks: list[torch.nn.Module],
+        keep: Any,
+        heavy_every: int,
+        publish_every: float,
+        hist_layer: int,
+        copy_limit: int,
+    ) -> None:
+        self.model, self.optimizer = model, optimizer
+        self.params = optimizer_params(optimizer)
+        if not self.params:
+            raise ValueError("vgtui.watch: the optimizer has no parameters that require grad")
+        self.order = ForwardOrder(model, self.params)
+        self.acts = find_activations(model)
+        self.blocks = blocks
+        self.keep = keep
+        self.heavy_every = max(1, int(heavy_every))
+        self.publish_every = publish_every
+        self.hist_layer = hist_layer
+        self.copy_limit = copy_limit
+        self.hub: Any = None  # set by Watch
+        self.step = 0
+        self.status = "running"
+        self.clip: float | None = None
+        self.lr_factor = 1.0
+        self.skipped = 0
+        self.off = False
+        self._disabled: set[str] = set()
+        self.layers: list[Layer] | None = None
+        self.info: LayerInfo | None = None
+        self.meter: Meter | None = None
+        self.probes: Probes | None = None
+        self._steps_left = 0
+        self._saved_lr: list[Any] | None = None
+        self._row: torch.Tensor | None = None
+        self._heavy: PendingHeavy | None = None
+        self._loss: Any = None
+        self._acc: Any = None
+        self._logs = 0
+        self._logged = False
+        self._metric_tensors: dict[str, torch.Tensor] = {}
+        self._metric_floats: dict[str, float] = {}
+        self._rows: list[torch.Tensor] = []
+        self._steps: list[int] = []
+        self._host: list[tuple[float | None, float | None]] = []
+        self._heavies: list[tuple[int, torch.Tensor, HeavyMeta]] = []
+        self._events: list[Event] = []
+        self._notices: list[tuple[str, str]] = []
+        self._next_publish = time.monotonic() + publish_every
+        self._cuda = self.params[0].is_cuda
+        self._handles = [optimizer.register_step_pre_hook(self.pre), optimizer.register_step_post_hook(self.post)]
+
+    # ------------------------------------------------------------------ user calls
+
+    def log(self, loss: Any = None, acc: Any = None, **metrics: Any) -> None:
+        """Values for this step (tensors stay on the device: no sync). Call once per optimizer step."""
+        if self.off:
+            return
+        self._logs += 1
+        if loss is not None:
+            self._loss, self._logged = loss, True
+        if acc is not None:
+            self._acc = acc
+        for name, value in metrics.items():
+            if isinstance(value, torch.Tensor):
+                self._metric_tensors[name] = value.detach()
+            else:
+                self._metric_floats[name] = float(value)
+
+    def heavy_due(self, step: int) -> bool:
+        """Whether `step` (1-based) takes the heavy statistics: a pure function of the step number."""
+        return step <= 2 or step % self.heavy_every == 0
+
+    # ------------------------------------------------------------------ hooks
+
+    def pre(self, _optimizer: Any, _args: Any, _kwargs: Any) -> None:
+        if self.off:
+            return
+        try:
+            if self.layers is None:
+                self._setup()
+            self._drain()
+            meter = self.meter
+            assert meter is not None
+            if self._logs > 1:
+                self._skipped(self._logs - 1)
+            self._logs = 0
+            loss, acc = self._head_value(self._loss), self._head_value(self._acc)
+            self._loss = self._acc = None
+            self._host.append((loss if isinstance(loss, float) else None, acc if isinstance(acc, float) else None))
+            lt = meter.nan if isinstance(loss, float) or loss is None else meter.scalar(loss)
+            at = meter.nan if isinstance(acc, float) or acc is None else meter.scalar(acc)
+            self._row = meter.light_row(meter.grads(), lt, at, self.clip)
+            if self.heavy_due(self.step + 1) and "heavy" not in self._disabled:
+                self._heavy = meter.before_step(self.hist_layer, True)
+            if self.lr_factor != 1.0:
+                self._saved_lr = [g["lr"] for g in self.optimizer.param_groups]
+                for g in self.optimizer.param_groups:
+                    g["lr"] = g["lr"] * self.lr_factor
+        except Exception as exc:  # noqa: BLE001 - never into the user's loop
+            self._core_failed(exc)
+
+    def post(self, _optimizer: Any, _args: Any, _kwargs: Any) -> None:
+        if self.off:
+            return
+        try:
+            self._restore_lr()
+            self.step += 1
+            if self._row is not None:
+                self._rows.append(self._row)
+                self._steps.append(self.step)
+                self._row = None
+            self._finish_heavy()
+            self._drain()
+            if self.status == "paused" and self._steps_left > 0:
+                self._steps_left -= 1
+            if time.monotonic() >= self._next_publish or (self.status == "paused" and self._steps_left == 0):
+                self.publish()
+        except Exception as exc:  # noqa: BLE001
+            self._core_failed(exc)
+        self._gate()
+
+    # ------------------------------------------------------------------ internals
+
+    def _setup(self) -> None:
+        found = self.order.finish()
+        keep = self.keep
+        if keep is not None and not callable(keep):
+            wanted = {k if isinstance(k, str) else id(k) for k in keep}
+
+            def keep_fn(name: str) -> bool:
+                return name in wanted or any(id(la.module) in wanted for la in found if la.name == name)
+
+        else:
+            keep_fn = keep
+        self.layers, note = select(found, keep_fn)
+        if note:
+            self._notices.append(("info", note))
+        self.meter = Meter(self.params, self.layers, self.copy_limit)
+        if not self.meter.copy_on:
+            mb = self.meter.copy_bytes / 2**20
+            self._notices.append(
+                (
+                    "info",
+                    f"update size off: the shown weights take {mb:.0f} MiB (limit "
+                    f"{self.copy_limit / 2**20:.0f} MiB, copy_limit_mb= raises it)",
+                )
+            )
+        self.probes = Probes(self.layers, self.acts, self.blocks)
+        block_names = tuple(_module_path(self.model, b) for b in self.blocks)
+        self.info = LayerInfo(
+            tuple(la.name for la in self.layers),
+            self.meter.layer_cols,
+            self.meter.numel,
+            dominant_activation(self.acts),
+            type(self.optimizer).__name__,
+            block_names,
+            tuple(self.probes.block_layer),
+        )
+        if not self.acts:
+            self._notices.append(
+                ("info", "no activation modules found (F.* calls?): slope, saturation and dead units are not measured")
+            )
+        if self.heavy_due(2):
+            self.probes.arm()
+
+    def _head_value(self, value: Any) -> Any:
+        if value is None or isinstance(value, torch.Tensor):
+            return value
+        return float(value)
+
+    def _finish_heavy(self) -> None:
+        pending, probes, meter = self._heavy, self.probes, self.meter
+        self._heavy = None
+        assert probes is not None and meter is not None
+        if pending is not None:
+            try:
+                flat, meta = meter.after_step(pending, probes if probes.armed else None)
+                self._heavies.append((len(self._rows) - 1, flat, meta))
+            except Exception as exc:  # noqa: BLE001
+                self._stat_failed("heavy", exc)
+        probes.disarm()
+        for what, error in probes.failures:
+            self._notices.append(("error", f"{what} statistics switched off after an error in their hook: {error}"))
+        probes.failures.clear()
+        if self.heavy_due(self.step + 1):
+            probes.arm()
+
+    def _restore_lr(self) -> None:
+        saved, self._saved_lr = self._saved_lr, None
+        if saved is not None:
+            for g, lr in zip(self.optimizer.param_groups, saved, strict=False):
+                g["lr"] = lr
+
+    def _drain(self) -> None:
+        commands = self.hub.commands if self.hub is not None else None
+        while commands is not None and not commands.empty():
+            try:
+                command = commands.get_nowait()
+            except queue.Empty:
+                return
+            self._apply(command)
+
+    def _apply(self, command: Any) -> None:
+        """A command validated by the hub, applied now, between two optimizer steps; recorded as an Event."""
+        s = self.step
+        if isinstance(command, Pause):
+            self.status, self._steps_left = "paused", 0
+            self._events.append(Event(s, "pause", "on"))
+        elif isinstance(command, Resume):
+            self.status, self._steps_left = "running", 0
+            self._events.append(Event(s, "pause", "off"))
+        elif isinstance(command, Step):
+            self.status = "paused"
+            self._steps_left += command.count
+            self._events.append(Event(s, "step", str(command.count)))
+        elif isinstance(command, SelectLayer):
+            self.hist_layer = command.layer - 1
+            names = self.info.names if self.info else ()
+            name = names[self.hist_layer] if self.hist_layer < len(names) else str(command.layer)
+            self._events.append(Event(s, "hist_layer", name))
+        elif isinstance(command, Toggle) and command.name == "clip":
+            self.clip = normalize(command)  # type: ignore[assignment]
+            self._events.append(Event(s, "clip", "off" if self.clip is None else f"{self.clip:g}"))
+        elif isinstance(command, Toggle) and command.name == "lr":
+            value = float(normalize(command))  # type: ignore[arg-type]
+            base = self.optimizer.param_groups[0]["lr"]
+            base = float(base) if not isinstance(base, torch.Tensor) else float(base.detach().cpu())
+            self.lr_factor = value / base if base > 0 else 1.0
+            self._events.append(Event(s, "lr", f"{value:g}"))
+        else:
+            self._notices.append(("warn", f"not applied: {command!r}"))
+
+    def _gate(self) -> None:
+        """While paused (and no steps granted), block the training loop here, between two optimizer steps."""
+        if self.off or self.hub is None:
+            return
+        told = False
+        while self.status == "paused" and self._steps_left == 0 and not self.off:
+            if not told or self._events or self._notices:
+                self._safe_publish()
+                told = True
+            self.hub.wake.wait(0.5)
+            self.hub.wake.clear()
+            self._drain()
+
+    def _safe_publish(self) -> None:
+        try:
+            self.publish()
+        except Exception as exc:  # noqa: BLE001
+            self._core_failed(exc)
+
+    def effective_lr(self) -> float:
+        lr = self.optimizer.param_groups[0]["lr"]
+        lr = float(lr) if not isinstance(lr, torch.Tensor) else math.nan
+        return lr * self.lr_factor
+
+    def publish(self, status: str | None = None) -> None:
+        """Hand everything since the last publish to the hub: one cat, one device-to-host transfer."""
+        self._next_publish = time.monotonic() + self.publish_every
+        if self.hub is None:
+            return
+        parts = [*self._rows, *(h[1] for h in self._heavies), *self._metric_tensors.values()]
+        width = int(self._rows[0].shape[0]) if self._rows else 0
+        batch = Batch(
+            flat=np.zeros(0, np.float32),
+            steps=list(self._steps),
+            width=width,
+            host=list(self._host),
+            heavies=[(row, meta) for row, _, meta in self._heavies],
+            metrics=list(self._metric_tensors),
+            layers=self.info or LayerInfo((), np.zeros(0, int), np.zeros(0), "none", "?"),
+            status=status or self.status,
+            lr=self.effective_lr(),
+            clip=self.clip,
+            hist_layer=self.hist_layer,
+            skipped=self.skipped,
+            logged=self._logged,
+            events=self._events,
+            notices=self._notices,
+            metric_floats=dict(self._metric_floats),
+        )
+        self._rows, self._steps, self._host, self._heavies = [], [], [], []
+        self._events, self._notices = [], []
+        self._metric_tensors = {}
+        if parts:
+            flat = torch.cat([p.reshape(-1).to(torch.float32) for p in parts])
+            if flat.is_cuda:
+                self.hub.publish(CudaTransfer(flat, batch))
+                return
+            batch.flat = flat.numpy()
+        self.hub.publish(batch)
+
+    def _skipped(self, n: int) -> None:
+        first = self.skipped == 0
+        self.skipped += n
+        if first:
+            self._notices.append(
+                (
+                    "warn",
+                    "an optimizer step was skipped (log() ran twice without step(): GradScaler "
+                    "skips step() on inf/NaN gradients); skipped steps are counted",
+                )
+            )
+
+    def _stat_failed(self, what: str, exc: BaseException) -> None:
+        if what not in self._disabled:
+            self._disabled.add(what)
+            self._notices.append(
+                ("error", f"{what} statistics switched off after an error: {type(exc).__name__}: {exc}")
+            )
+
+    def _core_failed(self, exc: BaseException) -> None:
+        """vgtui's every-step path failed: stop watching (one warning), tell the viewers, leave the loop alone."""
+        if self.off:
+            return
+        self.off = True
+        self._restore_lr()
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        print(f"vgtui.watch: stopped watching after an error in vgtui (your training goes on): {text}", file=sys.stderr)
+        self.remove_hooks()
+        self._notices.append(("error", f"vgtui stopped watching after an error: {text}"))
+        self.status = "error"
+        try:
+            if self.hub is not None and self.hub.alive:
+                self.publish(status="error")
+        except Exception:  # noqa: BLE001, S110 - the warning above was the one warning
+            pass
+
+    def remove_hooks(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self.order.finish()
+        if self.probes is not None:
+            self.probes.disarm()
+
+
+def _module_path(model: torch.nn.Module, module: torch.nn.Module) -> str:
+    for path, m in model.named_modules():
+        if m is module:
+            return path or type(model).__name__
+    return type(module).__name__
