@@ -47,12 +47,18 @@ def optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     return out
 
 
+def display_path(path: str) -> str:
+    """A module path as the user indexes it: '0' -> '[0]', '0.fc' -> '[0].fc' (children of a root Sequential)."""
+    head, dot, rest = path.partition(".")
+    return f"[{head}]{dot}{rest}" if head.isdigit() else path
+
+
 def _candidates(model: nn.Module, updated: set[int]) -> list[tuple[str, nn.Module, list[tuple[str, nn.Parameter]]]]:
     out = []
     for path, module in model.named_modules():
         mats = [(n, p) for n, p in module.named_parameters(recurse=False) if p.dim() >= 2 and id(p) in updated]
         if mats:
-            out.append((path or type(model).__name__, module, mats))
+            out.append((display_path(path) if path else type(model).__name__, module, mats))
     return out
 
 
