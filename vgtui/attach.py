@@ -22,7 +22,7 @@ from vgtui.contract import Command, Event, Notice, Snapshot
 from vgtui.history import History
 from vgtui.watchdir import Target, listed_sockets, parse_target
 from vgtui.wire import OUTBOUND_MAX, FrameReader, WireError, command_header, decode, encode
-from vgtui.wire_messages import backfill_rows, merge_events, rows_from, snapshot_from
+from vgtui.wire_messages import add_rows, backfill_rows, merge_events, rows_from, snapshot_from
 
 STALL_S = 3.0  # no frame for this long from a live run (it sends a heartbeat every second): "stalled"
 MAX_NOTICES = 20
@@ -192,7 +192,7 @@ class AttachSession:
                 del self._events[:-MAX_EVENTS]
             rows = rows_from(header, arrays)
             if rows is not None:
-                self.history.add_rows(**rows)
+                add_rows(self.history, rows)
             snap = snapshot_from(header, arrays, tuple(self._events))
             self._latest = replace(snap, notices=self._merge_notices(snap.notices))
             if self.on_snapshot is not None:

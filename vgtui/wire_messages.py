@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from vgtui.contract import HIST_EDGES, Event, ModelState, Notice, Snapshot, Verdict
-from vgtui.history import LAYERWISE, SCALARS, HistoryView
+from vgtui.history import LAYERWISE, SCALARS, History, HistoryView
 
 SNAP_ARRAYS = (*LAYERWISE, "hist_counts")
 EVENTS_PER_PUB = 16  # the newest events ride on every publish (a viewer that lost frames still gets them)
@@ -23,8 +23,9 @@ BACKFILL_BYTES = 256 * 1024  # one backfill frame's arrays, at most
 
 
 def pub_message(snap: Snapshot, rows: dict[str, Any] | None, n_events: int) -> tuple[dict, dict[str, np.ndarray]]:
-    """Header and arrays of a 'pub' frame. `rows`: steps, light, heavy (dict or None), heavy_step, lr (History.add_rows'
-    arguments); `n_events`: how many events the run has had (snap.events holds at least the newest)."""
+    """Header and arrays of a 'pub' frame. `rows`: steps, light (n, 4 + layers), lr and segments [(end row, heavy
+    step, statistics or None)] (see add_rows); `n_events`: how many events the run has had (snap.events holds the
+    newest)."""
     events = snap.events[-EVENTS_PER_PUB:]
     first = n_events - len(events)
     header: dict[str, Any] = {
@@ -54,17 +55,19 @@ def pub_message(snap: Snapshot, rows: dict[str, Any] | None, n_events: int) -> t
     arrays = {name: getattr(snap, name) for name in SNAP_ARRAYS}
     if rows is not None:
         light = np.asarray(rows["light"])
+        heavies = [h for _, _, h in rows["segments"] if h is not None]
+        names = sorted(set(heavies[0]) & set(LAYERWISE)) if heavies else []
         header["rows"] = {
             "n": int(light.shape[0]),
             "w": int(light.shape[1]),
-            "heavy_step": int(rows["heavy_step"]),
             "lr": float(rows["lr"]),
-            "heavy": sorted((rows["heavy"] or {}).keys()),
+            "heavy": names,
+            "segments": [[int(end), int(step), h is not None] for end, step, h in rows["segments"]],
         }
         arrays["r_steps"] = np.asarray(rows["steps"], dtype=np.int64)
         arrays["r_light"] = light.reshape(-1)
-        for name, values in (rows["heavy"] or {}).items():
-            arrays[f"r_{name}"] = values
+        for name in names:
+            arrays[f"r_{name}"] = np.concatenate([h[name] for h in heavies])
     return header, arrays
 
 
@@ -111,19 +114,34 @@ def snapshot_from(header: dict[str, Any], arrays: dict[str, np.ndarray], events:
 
 
 def rows_from(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
-    """History.add_rows' arguments from a 'pub' frame (None where it carries no rows)."""
+    """The history rows of a 'pub' frame (see add_rows), or None where it carries none."""
     meta = header.get("rows")
     if not meta:
         return None
     light = arrays["r_light"].astype(np.float64).reshape(meta["n"], meta["w"])
-    heavy = {name: arrays[f"r_{name}"].astype(np.float64) for name in meta["heavy"] if f"r_{name}" in arrays}
-    return {
-        "steps": arrays["r_steps"],
-        "light": light,
-        "heavy": heavy or None,
-        "heavy_step": meta["heavy_step"],
-        "lr": meta["lr"],
-    }
+    n_layers = meta["w"] - 4
+    segments, k = [], 0
+    for end, step, has in meta["segments"]:
+        heavy = None
+        if has:
+            heavy = {
+                name: arrays[f"r_{name}"][k * n_layers : (k + 1) * n_layers].astype(np.float64)
+                for name in meta["heavy"]
+                if f"r_{name}" in arrays
+            }
+            k += 1
+        segments.append((int(end), int(step), heavy))
+    return {"steps": arrays["r_steps"], "light": light, "lr": meta["lr"], "segments": segments}
+
+
+def add_rows(history: History, rows: dict[str, Any]) -> None:
+    """Add a publish's rows to a History: one History.add_rows per segment, each segment's rows ending at its
+    heavy step with that step's statistics (the last segment may have none), as the engine's publishes do."""
+    start = 0
+    for end, step, heavy in rows["segments"]:
+        if end > start:
+            history.add_rows(rows["steps"][start:end], rows["light"][start:end], heavy, step, rows["lr"])
+        start = end
 
 
 def merge_events(known: list[Event], header: dict[str, Any], base: int = 0) -> bool:

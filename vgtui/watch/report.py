@@ -15,6 +15,7 @@ from vgtui.contract import HIST_BINS, HIST_EDGES, Event, ModelState, Notice, Sna
 from vgtui.engine.diagnosis import Diagnoser, Observation
 from vgtui.history import History
 from vgtui.watch import remedies
+from vgtui.wire_messages import add_rows
 
 MAX_EVENTS = 500
 MAX_NOTICES = 20
@@ -104,7 +105,7 @@ class Reporter:
             self.n_events += 1
 
     def absorb(self, batch: Batch) -> tuple[Snapshot, dict | None]:
-        """One publish: the Snapshot, and the rows for History.add_rows (already added to self.history)."""
+        """One publish: the Snapshot, and its history rows (already added to self.history; see add_rows)."""
         self.layers = info = batch.layers
         self.add_events(batch.events)
         for level, text in batch.notices:
@@ -125,11 +126,15 @@ class Reporter:
             shown = np.concatenate([light[:, :4], norms[:, info.cols]], axis=1)
             at = k * w
             heavy = None
+            segments: list[tuple[int, int, dict | None]] = []  # (end row, heavy step, its statistics)
             for row, meta in batch.heavies:
                 size = meta.size  # type: ignore[attr-defined]
                 heavy, self.blocks = unpack_heavy(flat[at : at + size], meta, info)
                 self.heavy_step = batch.steps[row]
+                segments.append((row + 1, self.heavy_step, heavy))
                 at += size
+            if not segments or segments[-1][0] < k:
+                segments.append((k, self.heavy_step, None))
             self.metrics.update(batch.metric_floats)
             for j, name in enumerate(batch.metrics):
                 self.metrics[name] = float(flat[at + j])
@@ -138,11 +143,10 @@ class Reporter:
             rows = {
                 "steps": np.asarray(batch.steps, dtype=np.int64),
                 "light": shown,
-                "heavy": heavy,
-                "heavy_step": self.heavy_step,
                 "lr": batch.lr,
+                "segments": segments,
             }
-            self.history.add_rows(**rows)
+            add_rows(self.history, rows)
             self._diagnose()
         self._rate(batch)
         self.last = batch
