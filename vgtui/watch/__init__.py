@@ -107,6 +107,7 @@ class Watch:
             self.hooks.remove_hooks()
             return
         self.hub = self.hooks.hub = hub
+        hub.on_idle = self.hooks.flush_if_idle
         if tcp is not None and token:
             self.token_file = _write_token(token_path(self.name, directory), token)
         if not quiet:

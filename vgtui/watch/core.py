@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import queue
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -101,6 +102,10 @@ class StepHooks:
         self._events: list[Event] = []
         self._notices: list[tuple[str, str]] = []
         self._next_publish = time.monotonic() + publish_every
+        self._last_post = time.monotonic()
+        self._row_host: tuple[float | None, float | None] = (None, None)
+        # the pending lists are the training thread's, except when the hub flushes an idle run (flush_if_idle)
+        self._lock = threading.RLock()
         self._cuda = self.params[0].is_cuda
         self._handles = [optimizer.register_step_pre_hook(self.pre), optimizer.register_step_post_hook(self.post)]
 
@@ -130,6 +135,10 @@ class StepHooks:
     def pre(self, _optimizer: Any, _args: Any, _kwargs: Any) -> None:
         if self.off:
             return
+        with self._lock:
+            self._pre()
+
+    def _pre(self) -> None:
         try:
             if self.layers is None:
                 self._setup()
@@ -141,7 +150,7 @@ class StepHooks:
             self._logs = 0
             loss, acc = self._head_value(self._loss), self._head_value(self._acc)
             self._loss = self._acc = None
-            self._host.append((loss if isinstance(loss, float) else None, acc if isinstance(acc, float) else None))
+            self._row_host = (loss if isinstance(loss, float) else None, acc if isinstance(acc, float) else None)
             lt = meter.nan if isinstance(loss, float) or loss is None else meter.scalar(loss)
             at = meter.nan if isinstance(acc, float) or acc is None else meter.scalar(acc)
             self._row = meter.light_row(meter.grads(), lt, at, self.clip)
@@ -157,12 +166,30 @@ class StepHooks:
     def post(self, _optimizer: Any, _args: Any, _kwargs: Any) -> None:
         if self.off:
             return
+        with self._lock:
+            self._post()
+        self._gate()
+
+    def flush_if_idle(self, idle_s: float = 0.5) -> None:
+        """From the hub thread: publish steps that wait while the training loop does something else for a while
+        (evaluation, data loading, the end of the loop without close())."""
+        if self.off or not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._rows and time.monotonic() - self._last_post >= idle_s:
+                self.publish()
+        finally:
+            self._lock.release()
+
+    def _post(self) -> None:
         try:
             self._restore_lr()
             self.step += 1
+            self._last_post = time.monotonic()
             if self._row is not None:
                 self._rows.append(self._row)
                 self._steps.append(self.step)
+                self._host.append(self._row_host)
                 self._row = None
             self._finish_heavy()
             self._drain()
@@ -172,7 +199,6 @@ class StepHooks:
                 self.publish()
         except Exception as exc:  # noqa: BLE001
             self._core_failed(exc)
-        self._gate()
 
     # ------------------------------------------------------------------ internals
 
@@ -311,6 +337,10 @@ class StepHooks:
 
     def publish(self, status: str | None = None) -> None:
         """Hand everything since the last publish to the hub: one cat, one device-to-host transfer."""
+        with self._lock:
+            self._publish(status)
+
+    def _publish(self, status: str | None) -> None:
         self._next_publish = time.monotonic() + self.publish_every
         if self.hub is None:
             return

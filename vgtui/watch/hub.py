@@ -85,6 +85,7 @@ class Hub:
         self.info, self.reporter = info, reporter
         self.unix_path, self.tcp, self.token = unix_path, tcp, token
         self.on_snapshot = on_snapshot
+        self.on_idle: Callable[[], None] | None = None  # called every half heartbeat: flush an idle trainer
         self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.wake = threading.Event()  # set when a command arrives (a paused trainer waits on it)
         self.viewers: dict[int, Viewer] = {}
@@ -187,6 +188,12 @@ class Hub:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_S / 2)
+            if self.on_idle is not None:
+                try:
+                    self.on_idle()
+                except Exception as exc:  # noqa: BLE001 - the trainer's own path goes on
+                    self.on_idle = None
+                    self.reporter.notify("error", f"vgtui could not flush an idle run: {type(exc).__name__}: {exc}")
             if time.monotonic() - self._last_sent >= HEARTBEAT_S:
                 self._last_sent = time.monotonic()
                 latest = self.reporter.latest
