@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from watch_helpers import one_torch_thread, wait_for, watch_dir  # noqa: F401 - fixtures
+from watch_helpers import one_torch_thread_fixture, wait_for, watch_dir_fixture  # noqa: F401 - fixtures
 
 import vgtui
 from vgtui.attach import AttachError, connect, list_watches

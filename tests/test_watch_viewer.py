@@ -4,7 +4,7 @@ viewers at once receive the same data."""
 from __future__ import annotations
 
 import numpy as np
-from watch_helpers import SCRIPTS, spawn, wait_for, watch_dir  # noqa: F401 - watch_dir: fixture
+from watch_helpers import SCRIPTS, spawn, wait_for, watch_dir_fixture  # noqa: F401 - fixtures
 
 from vgtui.attach import connect
 from vgtui.watchdir import socket_path

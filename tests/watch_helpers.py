@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = Path(__file__).resolve().parent / "watch_scripts"
 
 
-@pytest.fixture
-def watch_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture(name="watch_dir")
+def watch_dir_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private per-test socket directory (VGTUI_DIR), so tests never meet each other's or a user's runs."""
     d = tmp_path / "w"
     monkeypatch.setenv("VGTUI_DIR", str(d))
@@ -44,8 +44,8 @@ def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str =
         time.sleep(0.02)
 
 
-@pytest.fixture
-def one_torch_thread():
+@pytest.fixture(name="one_torch_thread")
+def one_torch_thread_fixture():
     """In-process training on one intra-op thread (two threads spin against the other processes here)."""
     import torch
 

@@ -61,8 +61,12 @@ for step in range(1, args.steps + 1):
     if watch.hooks.heavy_due(step):
         ref["heavy_step"].append(step)
         ref["weight"].append([torch.linalg.vector_norm(m.weight).item() for m in linears])
-        ref["update"].append([(torch.linalg.vector_norm(m.weight - b) / torch.linalg.vector_norm(b)).item()
-                              for m, b in zip(linears, before)])  # fmt: skip
+        ref["update"].append(
+            [
+                (torch.linalg.vector_norm(m.weight - b) / torch.linalg.vector_norm(b)).item()
+                for m, b in zip(linears, before, strict=True)
+            ]
+        )
         slope, dead, sat = [np.nan] * len(linears), [np.nan] * len(linears), [np.nan] * len(linears)
         for i, act in enumerate(acts):
             a = seen[i]

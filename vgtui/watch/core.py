@@ -1,10 +1,11 @@
 """Watch: the optimizer step hooks that measure a user's model, apply viewers' commands and hand publishes to the hub.
 
-Every step (register_step_pre_hook): drain commands, one light row of gradient norms (a couple of fused ops, no
-sync), vgtui's clip after measuring, lr x k saved and scaled. After the step (register_step_post_hook): lr restored,
-heavy statistics on heavy steps, probes armed for the next heavy step, a publish every >= publish_every seconds (one
-cat and one device-to-host transfer; on CUDA non-blocking into pinned memory, the hub thread waits on the event),
-then the pause gate. Heavy steps are a pure function of the step number (1, 2, then every `heavy_every`). Any error
+Every step (register_step_pre_hook): one light row of gradient norms (a couple of fused ops, no sync), vgtui's
+clip after measuring, lr x k saved and scaled. After the step (register_step_post_hook): lr restored, heavy statistics
+on heavy steps, probes armed for the next heavy step, the viewers' commands applied (so a command's event names the
+steps done when it took effect, and it acts from the next step on), a publish every >= publish_every seconds (one cat
+and one device-to-host transfer; on CUDA non-blocking into pinned memory, the hub thread waits on the event), then
+the pause gate. Heavy steps are a pure function of the step number (1, 2, then every `heavy_every`). Any error
 in vgtui's own code is caught here: the statistic is switched off and the viewers are told; it never reaches the
 user's loop (a KeyboardInterrupt while paused does: it is the user's).
 """
@@ -106,6 +107,8 @@ class StepHooks:
         self._row_host: tuple[float | None, float | None] = (None, None)
         # the pending lists are the training thread's, except when the hub flushes an idle run (flush_if_idle)
         self._lock = threading.RLock()
+        self._train_thread: int | None = None  # the thread that runs optimizer.step()
+        self._in_step = False
         self._cuda = self.params[0].is_cuda
         self._handles = [optimizer.register_step_pre_hook(self.pre), optimizer.register_step_post_hook(self.post)]
 
@@ -133,8 +136,10 @@ class StepHooks:
     # ------------------------------------------------------------------ hooks
 
     def pre(self, _optimizer: Any, _args: Any, _kwargs: Any) -> None:
+        self._in_step = True
         if self.off:
             return
+        self._train_thread = threading.get_ident()
         with self._lock:
             self._pre()
 
@@ -142,7 +147,6 @@ class StepHooks:
         try:
             if self.layers is None:
                 self._setup()
-            self._drain()
             meter = self.meter
             assert meter is not None
             if self._logs > 1:
@@ -164,11 +168,14 @@ class StepHooks:
             self._core_failed(exc)
 
     def post(self, _optimizer: Any, _args: Any, _kwargs: Any) -> None:
-        if self.off:
-            return
-        with self._lock:
-            self._post()
-        self._gate()
+        try:
+            if self.off:
+                return
+            with self._lock:
+                self._post()
+            self._gate()
+        finally:
+            self._in_step = False
 
     def flush_if_idle(self, idle_s: float = 0.5) -> None:
         """From the hub thread: publish steps that wait while the training loop does something else for a while
@@ -412,9 +419,13 @@ class StepHooks:
             pass
 
     def remove_hooks(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
+        """Unregister vgtui's hooks. The optimizer's step hooks stay registered (and inert: `off`) where this runs
+        inside optimizer.step() or on another thread than the training loop's: removing them while torch iterates
+        over them would raise in the user's loop."""
+        if not self._in_step and self._train_thread in (None, threading.get_ident()):
+            for h in self._handles:
+                h.remove()
+            self._handles.clear()
         self.order.finish()
         if self.probes is not None:
             self.probes.disarm()

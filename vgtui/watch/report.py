@@ -181,7 +181,7 @@ class Reporter:
             grad_norm=self.grad_norm,
             grad_total=self.grad_total,
             saturation=h.get("saturation", nan),
-            dead=h.get("dead", nan),
+            dead=_finite_or_empty(h.get("dead", nan)),
             weight_mean_abs=h.get("weight_mean_abs", np.zeros(0)),
             time_grad_norm=None,
             diverged=self._diverged(),
@@ -275,6 +275,11 @@ class Reporter:
             grad_step=self.grad_step,
             extra=extra,
         )
+
+
+def _finite_or_empty(values: np.ndarray) -> np.ndarray:
+    """The values, or none at all where none is known (the diagnoser averages what it gets)."""
+    return values if np.isfinite(values).any() else np.zeros(0)
 
 
 def unpack_heavy(values: np.ndarray, meta: object, info: LayerInfo) -> tuple[dict[str, np.ndarray], dict]:
