@@ -165,7 +165,7 @@ def test_an_error_in_the_every_step_path_stops_watching_with_one_warning(monkeyp
     def broken(*args, **kwargs):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(Meter, "light_row", broken)
+    monkeypatch.setattr(Meter, "light", broken)
     model = nn.Sequential(nn.Linear(4, 2))
     opt = torch.optim.SGD(model.parameters(), 0.1)
     x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))

@@ -26,6 +26,7 @@ import torch
 from vgtui.contract import Event, Pause, Resume, SelectLayer, Step, Toggle
 from vgtui.engine.toggles import normalize
 from vgtui.watch.layers import ForwardOrder, Layer, dominant_activation, find_activations, optimizer_params, select
+from vgtui.watch.light import LightRows, scalar
 from vgtui.watch.probes import Probes
 from vgtui.watch.report import Batch, LayerInfo
 from vgtui.watch.stats import HeavyMeta, Meter, PendingHeavy
@@ -88,7 +89,7 @@ class StepHooks:
         self.probes: Probes | None = None
         self._steps_left = 0
         self._saved_lr: list[Any] | None = None
-        self._row: torch.Tensor | None = None
+        self._row: tuple | None = None
         self._heavy: PendingHeavy | None = None
         self._loss: Any = None
         self._acc: Any = None
@@ -96,15 +97,13 @@ class StepHooks:
         self._logged = False
         self._metric_tensors: dict[str, torch.Tensor] = {}
         self._metric_floats: dict[str, float] = {}
-        self._rows: list[torch.Tensor] = []
+        self.rows: LightRows | None = None  # the every-step numbers since the last publish (after the first step)
         self._steps: list[int] = []
-        self._host: list[tuple[float | None, float | None]] = []
         self._heavies: list[tuple[int, torch.Tensor, HeavyMeta]] = []
         self._events: list[Event] = []
         self._notices: list[tuple[str, str]] = []
         self._next_publish = time.monotonic() + publish_every
         self._last_post = time.monotonic()
-        self._row_host: tuple[float | None, float | None] = (None, None)
         # the pending lists are the training thread's, except when the hub flushes an idle run (flush_if_idle)
         self._lock = threading.RLock()
         self._train_thread: int | None = None  # the thread that runs optimizer.step()
@@ -120,9 +119,9 @@ class StepHooks:
             return
         self._logs += 1
         if loss is not None:
-            self._loss, self._logged = loss, True
+            self._loss, self._logged = _kept(loss), True
         if acc is not None:
-            self._acc = acc
+            self._acc = _kept(acc)
         for name, value in metrics.items():
             if isinstance(value, torch.Tensor):
                 self._metric_tensors[name] = value.detach()
@@ -152,12 +151,9 @@ class StepHooks:
             if self._logs > 1:
                 self._skipped(self._logs - 1)
             self._logs = 0
-            loss, acc = self._head_value(self._loss), self._head_value(self._acc)
+            singles, groups, clipped = meter.light(meter.grads(), self.clip)
+            self._row = (singles, groups, self._loss, self._acc, clipped)
             self._loss = self._acc = None
-            self._row_host = (loss if isinstance(loss, float) else None, acc if isinstance(acc, float) else None)
-            lt = meter.nan if isinstance(loss, float) or loss is None else meter.scalar(loss)
-            at = meter.nan if isinstance(acc, float) or acc is None else meter.scalar(acc)
-            self._row = meter.light_row(meter.grads(), lt, at, self.clip)
             if self.heavy_due(self.step + 1) and "heavy" not in self._disabled:
                 self._heavy = meter.before_step(self.hist_layer, True)
             if self.lr_factor != 1.0:
@@ -183,7 +179,7 @@ class StepHooks:
         if self.off or not self._lock.acquire(blocking=False):
             return
         try:
-            if self._rows and time.monotonic() - self._last_post >= idle_s:
+            if self.rows is not None and len(self.rows) and time.monotonic() - self._last_post >= idle_s:
                 self.publish()
         finally:
             self._lock.release()
@@ -193,10 +189,9 @@ class StepHooks:
             self._restore_lr()
             self.step += 1
             self._last_post = time.monotonic()
-            if self._row is not None:
-                self._rows.append(self._row)
+            if self._row is not None and self.rows is not None:
+                self.rows.add(*self._row)
                 self._steps.append(self.step)
-                self._host.append(self._row_host)
                 self._row = None
             self._finish_heavy()
             self._drain()
@@ -224,6 +219,7 @@ class StepHooks:
         if note:
             self._notices.append(("info", note))
         self.meter = Meter(self.params, self.layers, self.copy_limit)
+        self.rows = LightRows(self.meter.plan)
         if not self.meter.copy_on:
             mb = self.meter.copy_bytes / 2**20
             self._notices.append(
@@ -251,11 +247,6 @@ class StepHooks:
         if self.heavy_due(2):
             self.probes.arm()
 
-    def _head_value(self, value: Any) -> Any:
-        if value is None or isinstance(value, torch.Tensor):
-            return value
-        return float(value)
-
     def _finish_heavy(self) -> None:
         pending, probes, meter = self._heavy, self.probes, self.meter
         self._heavy = None
@@ -263,7 +254,7 @@ class StepHooks:
         if pending is not None:
             try:
                 flat, meta = meter.after_step(pending, probes if probes.armed else None)
-                self._heavies.append((len(self._rows) - 1, flat, meta))
+                self._heavies.append((len(self._steps) - 1, flat, meta))
             except Exception as exc:  # noqa: BLE001
                 self._stat_failed("heavy", exc)
         probes.disarm()
@@ -351,15 +342,17 @@ class StepHooks:
         self._next_publish = time.monotonic() + self.publish_every
         if self.hub is None:
             return
-        parts = [*self._rows, *(h[1] for h in self._heavies), *self._metric_tensors.values()]
-        width = int(self._rows[0].shape[0]) if self._rows else 0
+        parts, layout = self.rows.pack() if self.rows is not None and len(self.rows) else ([], None)
+        parts += [h[1] for h in self._heavies]
+        metrics = list(self._metric_tensors.items())
+        if metrics:
+            parts.append(torch.stack([scalar(t) for _, t in metrics]))
         batch = Batch(
             flat=np.zeros(0, np.float32),
             steps=list(self._steps),
-            width=width,
-            host=list(self._host),
+            light=layout,
             heavies=[(row, meta) for row, _, meta in self._heavies],
-            metrics=list(self._metric_tensors),
+            metrics=[name for name, _ in metrics],
             layers=self.info or LayerInfo((), np.zeros(0, int), np.zeros(0), "none", "?"),
             status=status or self.status,
             lr=self.effective_lr(),
@@ -371,11 +364,13 @@ class StepHooks:
             notices=self._notices,
             metric_floats=dict(self._metric_floats),
         )
-        self._rows, self._steps, self._host, self._heavies = [], [], [], []
+        if self.rows is not None:
+            self.rows.clear()
+        self._steps, self._heavies = [], []
         self._events, self._notices = [], []
         self._metric_tensors = {}
         if parts:
-            flat = torch.cat([p.reshape(-1).to(torch.float32) for p in parts])
+            flat = torch.cat(parts) if len(parts) > 1 else parts[0]
             if flat.is_cuda:
                 self.hub.publish(CudaTransfer(flat, batch))
                 return
@@ -429,6 +424,13 @@ class StepHooks:
         self.order.finish()
         if self.probes is not None:
             self.probes.disarm()
+
+
+def _kept(value: Any) -> Any:
+    """A logged value as vgtui keeps it until the step: a detached tensor (no copy, no sync) or a float."""
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    return float(value)
 
 
 def _module_path(model: torch.nn.Module, module: torch.nn.Module) -> str:

@@ -15,6 +15,7 @@ from vgtui.contract import HIST_BINS, HIST_EDGES, Event, ModelState, Notice, Sna
 from vgtui.engine.diagnosis import Diagnoser, Observation
 from vgtui.history import History
 from vgtui.watch import remedies
+from vgtui.watch.light import LightLayout, unpack_light
 from vgtui.wire_messages import add_rows
 
 MAX_EVENTS = 500
@@ -46,10 +47,9 @@ class LayerInfo:
 class Batch:
     """The steps since the last publish, as the training thread hands them over."""
 
-    flat: np.ndarray  # float32: the light rows, then each heavy step's tensor, then the metric values
+    flat: np.ndarray  # float32: the every-step numbers, then each heavy step's tensor, then the metric values
     steps: list[int]
-    width: int  # values per light row
-    host: list[tuple[float | None, float | None]]  # loss/acc logged as Python numbers, per row
+    light: LightLayout | None  # how the every-step numbers lie in `flat`
     heavies: list[tuple[int, object]]  # (row, vgtui.watch.stats.HeavyMeta)
     metrics: list[str]
     layers: LayerInfo
@@ -111,20 +111,12 @@ class Reporter:
         for level, text in batch.notices:
             self.notify(level, text)
         rows = None
-        k, w = len(batch.steps), batch.width
-        if k:
+        k = len(batch.steps)
+        if k and batch.light is not None:
             flat = batch.flat.astype(np.float64)
-            light = flat[: k * w].reshape(k, w)
-            for i, (loss, acc) in enumerate(batch.host):
-                if loss is not None:
-                    light[i, 0] = loss
-                if acc is not None:
-                    light[i, 1] = acc
-            norms = light[:, 4:]
-            missing = np.isnan(light[:, 2])
-            light[missing, 2] = np.sqrt(np.einsum("ij,ij->i", norms[missing], norms[missing]))
-            shown = np.concatenate([light[:, :4], norms[:, info.cols]], axis=1)
-            at = k * w
+            light = unpack_light(flat, batch.light)
+            shown = np.concatenate([light[:, :4], light[:, 4:][:, info.cols]], axis=1)
+            at = batch.light.size
             heavy = None
             segments: list[tuple[int, int, dict | None]] = []  # (end row, heavy step, its statistics)
             for row, meta in batch.heavies:
