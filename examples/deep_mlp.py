@@ -1,6 +1,6 @@
 """A deep MLP (nn.Sequential, in-place ReLU) on two spirals, watched with vgtui.
 
-    python examples/deep_mlp.py                  # 12 ReLU layers: it trains
+    python examples/deep_mlp.py                  # 12 in-place ReLU layers with He init: it trains
     python examples/deep_mlp.py --act sigmoid    # 20 sigmoid layers: the gradient vanishes before layer 1
 
 and in another terminal:  vgtui attach deep-mlp
@@ -36,7 +36,13 @@ def deep_mlp(depth: int, width: int, act: str) -> nn.Sequential:
     for _ in range(depth - 1):
         layers += [nn.Linear(width, width), activation()]
     layers.append(nn.Linear(width, 2))
-    return nn.Sequential(*layers)
+    model = nn.Sequential(*layers)
+    if act == "relu":  # He init: the weights keep the signal's scale through ReLU layers
+        for m in model:
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+    return model
 
 
 def main() -> None:

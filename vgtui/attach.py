@@ -73,10 +73,10 @@ class AttachSession:
         if self._sock is not None:
             return self
         t = self.target
+        if t.kind == "unix" and not Path(t.path).exists():
+            raise AttachError(f"no watched run at {t.path} (vgtui attach --list shows the running ones)")
         try:
             if t.kind == "unix":
-                if not Path(t.path).exists():
-                    raise AttachError(f"no watched run at {t.path} (vgtui attach --list shows the running ones)")
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(self.timeout)
                 sock.connect(t.path)
