@@ -320,7 +320,15 @@ def cmd_attach(args: argparse.Namespace) -> int:
     from vgtui.watchlog import user_config
 
     config = user_config(str(session.hello.get("name", target)), session.latest(), session.hello.get("heavy_every", 0))
-    return run_dashboard(config, lambda cfg: session, refresh_hz=args.refresh_hz)
+    sessions = [session]
+
+    def factory(cfg: RunConfig) -> AttachSession:
+        """The attached run; a fresh connection to it where the dashboard stopped the last one."""
+        if sessions[-1].ended.is_set() or sessions[-1]._stop.is_set():
+            sessions.append(AttachSession(target, token=token, read_only=args.read_only))
+        return sessions[-1]
+
+    return run_dashboard(config, factory, refresh_hz=args.refresh_hz)
 
 
 def _print_watches(watches: list[dict]) -> int:
