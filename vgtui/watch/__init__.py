@@ -71,6 +71,7 @@ class Watch:
             copy_limit=int(copy_limit_mb * 2**20),
         )
         self.closed = False
+        self.pid = os.getpid()  # a forked child (a DataLoader worker) must not close the parent's watch
         self.log_file: SnapshotLog | None = None
         self.token_file: Path | None = None
         self.hub: Hub | None = None
@@ -127,7 +128,7 @@ class Watch:
 
     def close(self) -> None:
         """Stop watching: final publish, the viewers are told the run ended, sockets removed. Idempotent."""
-        if self.closed:
+        if self.closed or os.getpid() != self.pid:
             return
         self.closed = True
         hooks = self.hooks
