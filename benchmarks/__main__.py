@@ -1,4 +1,4 @@
-"""python -m benchmarks [engine|memory|dashboard|all] — prints a table of medians and ratios."""
+"""python -m benchmarks [engine|memory|dashboard|watch|all] — prints a table of medians and ratios."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("which", nargs="?", default="all", choices=["engine", "memory", "dashboard", "all"])
+    parser.add_argument("which", nargs="?", default="all", choices=["engine", "memory", "dashboard", "watch", "all"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--memory-steps", type=int, default=1_000_000)
@@ -33,6 +33,10 @@ def main() -> None:
         from benchmarks import dashboard
 
         results["dashboard"] = dashboard.run(args.repeats)
+    if args.which in ("watch", "all"):
+        from benchmarks import watch_speed
+
+        results["watch"] = watch_speed.run(args.repeats, args.steps)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

@@ -186,7 +186,27 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     presets.add_argument("name", nargs="?", help="a preset name or .toml path: show it with its suggested remedies")
+    _add_attach_parser(sub)
     return parser
+
+
+def _add_attach_parser(sub: argparse._SubParsersAction) -> None:
+    """`vgtui attach`: the dashboard (or a headless recording) of a run watched with vgtui.watch."""
+    attach = sub.add_parser(
+        "attach",
+        help="open the dashboard on your own model's run, watched with vgtui.watch(model, optimizer)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  vgtui attach --list                  # this user's watched runs\n"
+        "  vgtui attach exp3\n  vgtui attach exp3 --read-only --out exp3.jsonl\n"
+        "  vgtui attach tcp://127.0.0.1:7007 --token-file exp3.token\n"
+        "  ssh -L 7007:/run/user/1000/vgtui/exp3.sock gpu-box   # then: vgtui attach unix:...",
+    )
+    attach.add_argument("target", nargs="?", help="NAME (see --list), unix:PATH or tcp://HOST:PORT")
+    attach.add_argument("--read-only", action="store_true", help="watch only: send no commands")
+    attach.add_argument("--token-file", metavar="F", help="the token of a TCP watch (else $VGTUI_TOKEN)")
+    attach.add_argument("--out", metavar="FILE.jsonl", help="record the run log headless until the run ends")
+    attach.add_argument("--list", action="store_true", help="list this user's watched runs and exit")
+    attach.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second (default 4)")
 
 
 def resolve_config(spec: str, sets: list[str], steps: int | None = None, seed: int | None = None) -> RunConfig:
@@ -386,6 +406,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return run_dashboard(session.config, lambda cfg: session, refresh_hz=args.refresh_hz, theme=theme)
 
 
+def cmd_attach(args: argparse.Namespace) -> int:
+    """`vgtui attach`: the dashboard, a headless recording or the list of this user's watched runs."""
+    from vgtui.attach import AttachError
+    from vgtui.attach_cli import run_attach
+
+    try:
+        return run_attach(args)
+    except AttachError as exc:
+        return _fail(str(exc))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(signal, "SIGXFSZ"):  # past `ulimit -f` a write fails with EFBIG instead of killing the process
         with contextlib.suppress(ValueError):  # (signal handlers can only be set from the main thread)
@@ -405,6 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "plot":
             return cmd_plot(args)
+        if args.command == "attach":
+            return cmd_attach(args)
         parser.print_help()
         return 0
     except (ConfigError, ValueError) as exc:

@@ -91,7 +91,7 @@ CELLS = ("rnn", "lstm", "gru")
 class ModelState:
     """What the model is right now (after every toggle so far)."""
 
-    kind: str  # "mlp" | "rnn"
+    kind: str  # "mlp" | "rnn" | "user" (a model watched with vgtui.watch)
     activation: str
     init: str
     batchnorm: bool
@@ -101,10 +101,16 @@ class ModelState:
     depth: int
     cell: str  # "rnn" | "lstm" | "gru" (only meaningful for kind == "rnn")
     optimizer: str = "sgd"
+    # kind "user": the live remedies this model takes (e.g. "pause", "clip", "lr"); activation is the one its
+    # activation modules use most ("none" where it has none: F.* calls), depth its number of shown layers
+    capabilities: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One short line, e.g. 'sigmoid · default init · BN off · skip off · clip off · lr 0.1 · depth 20'."""
         clip = "off" if self.clip is None else f"{self.clip:g}"
+        if self.kind == "user":
+            lr = f"lr {self.lr:g}"
+            return f"your model · {self.activation} · {self.optimizer} · {lr} · clip {clip} · {self.depth} layers"
         if self.kind == "rnn":
             return f"cell {self.cell} · {self.init} init · clip {clip} · lr {self.lr:g}"
         return (

@@ -56,6 +56,11 @@ class Observation:
     time_grad_norm: np.ndarray | None
     diverged: bool
     gain_product: np.ndarray | None = None  # ||dL/dh_i|| / ||dL/dh_L|| per layer (MLP), the chain rule's product
+    layer_names: tuple[str, ...] = ()  # a user's model (vgtui.watch): module paths, named in the verdicts
+
+    def layer(self, i: int) -> str:
+        """'layer 3', or 'layer 3 (encoder.2)' where the layers have names."""
+        return f"layer {i + 1} ({self.layer_names[i]})" if i < len(self.layer_names) else f"layer {i + 1}"
 
 
 def _fmt(x: float) -> str:
@@ -116,14 +121,14 @@ class Diagnoser:
                 out["vanishing"] = Verdict(
                     "vanishing",
                     "bad",
-                    f"vanishing: layer 1's weight gradient is {_fmt(ratio)} of layer {len(g)}'s",
+                    f"vanishing: {obs.layer(0)}'s weight gradient is {_fmt(ratio)} of {obs.layer(len(g) - 1)}'s",
                     REMEDIES_TANH_VANISH if obs.activation == "tanh" else REMEDIES_MLP_VANISH,
                 )
             elif ratio > EXPLODE_RATIO:
                 out["exploding"] = Verdict(
                     "exploding",
                     "bad",
-                    f"exploding: layer 1's weight gradient is {_fmt(ratio)}x layer {len(g)}'s",
+                    f"exploding: {obs.layer(0)}'s weight gradient is {_fmt(ratio)}x {obs.layer(len(g) - 1)}'s",
                     REMEDIES_EXPLODE,
                 )
         chain = obs.gain_product
@@ -158,7 +163,7 @@ class Diagnoser:
                 "dead_relu",
                 "bad",
                 f"dead ReLUs: {np.nanmean(obs.dead):.0%} of units output 0 for every input of the batch "
-                f"(layer {worst + 1}: {obs.dead[worst]:.0%}); they get no gradient",
+                f"({obs.layer(worst)}: {obs.dead[worst]:.0%}); they get no gradient",
                 REMEDIES_DEAD,
             )
         if math.isfinite(obs.loss):
@@ -184,7 +189,7 @@ class Diagnoser:
                     out["shrinking"] = Verdict(
                         "shrinking",
                         "warn",
-                        f"weights shrinking to 0: layer {worst + 1}'s mean |w| "
+                        f"weights shrinking to 0: {obs.layer(worst)}'s mean |w| "
                         f"fell to {shrink[worst]:.0%} of its start",
                         REMEDIES_SHRINK,
                     )

@@ -1,0 +1,162 @@
+"""A user-style training loop bare, under vgtui.watch (default cadence, one viewer attached from another process),
+and under nn-htop-style hooks (forward + register_full_backward_hook on every leaf, .item() in each): interleaved
+repeats, process CPU time per step (this process's threads, the hub included) and wall time; medians and ratios.
+
+Also the cost of vgtui's own work: the step hooks on a step without a publish, the training thread's part of a
+publish (cat, transfer, hand-over) and the hub thread's part (unpack, history, diagnosis, encode, write).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import vgtui
+
+MODELS = {"20x64": (20, 64, nn.Sigmoid), "8x512": (8, 512, nn.ReLU)}
+BATCH = 128
+VIEWER = "from vgtui.attach import connect; import sys; s = connect(sys.argv[1]); s.ended.wait(600)"
+
+
+def mlp(depth: int, width: int, act: type[nn.Module]) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Linear(16, width), act()]
+    for _ in range(depth - 1):
+        layers += [nn.Linear(width, width), act()]
+    return nn.Sequential(*layers, nn.Linear(width, 4))
+
+
+def htop_style(model: nn.Module) -> None:
+    """What nn-htop and torch-surgeon do: hooks on every leaf, a host sync (.item()) in each."""
+    stats: dict[str, float] = {}
+    for name, module in model.named_modules():
+        if next(module.children(), None) is None:
+            module.register_forward_hook(lambda m, i, o, n=name: stats.__setitem__(n, o.detach().abs().mean().item()))
+            module.register_full_backward_hook(
+                lambda m, gi, go, n=name: stats.__setitem__(n + "'", go[0].norm().item())
+            )
+
+
+class Loop:
+    """One variant: its own copy of the model, optimizer and (for watch) watch and viewer."""
+
+    def __init__(self, kind: str, base: nn.Module, name: str) -> None:
+        self.kind = kind
+        self.model = copy.deepcopy(base)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        self.watch = None
+        self.viewer: subprocess.Popen | None = None
+        if kind == "htop":
+            htop_style(self.model)
+        if kind == "watch":
+            self.watch = vgtui.watch(self.model, self.opt, name=name, quiet=True)
+            env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+            self.viewer = subprocess.Popen([sys.executable, "-c", VIEWER, name], env=env)
+            end = time.monotonic() + 30
+            while not self.watch.viewer_stats() and time.monotonic() < end:
+                time.sleep(0.05)
+        gen = torch.Generator().manual_seed(0)
+        self.x = torch.randn(4096, 16, generator=gen)
+        self.y = torch.randint(0, 4, (4096,), generator=gen)
+        self.gen = gen
+
+    def steps(self, n: int) -> None:
+        model, opt, w, x, y = self.model, self.opt, self.watch, self.x, self.y
+        for _ in range(n):
+            idx = torch.randint(0, 4096, (BATCH,), generator=self.gen)
+            out = model(x[idx])
+            loss = F.cross_entropy(out, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if w is not None:
+                w.log(loss=loss)
+            opt.step()
+
+    def close(self) -> None:
+        if self.watch is not None:
+            self.watch.close()
+        if self.viewer is not None:
+            self.viewer.wait(10)
+
+
+def _timed(calls: list[float], fn: Callable) -> Callable:
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            calls.append(time.perf_counter() - t0)
+
+    return wrapper
+
+
+def overheads(base: nn.Module, steps: int) -> dict[str, float]:
+    """Median microseconds: step hooks without a publish; a publish on the training thread; on the hub thread."""
+    loop = Loop("watch", base, f"bench-cost-{os.getpid()}")
+    hooks, hub = loop.watch.hooks, loop.watch.hub
+    pre, post, pub, hub_pub = [], [], [], []
+    hooks.pre, hooks.post = _timed(pre, hooks.pre), _timed(post, hooks.post)
+    hooks._publish = _timed(pub, hooks._publish)
+    hub._publish = _timed(hub_pub, hub._publish)
+    for handle in hooks._handles:
+        handle.remove()
+    hooks._handles = [loop.opt.register_step_pre_hook(hooks.pre), loop.opt.register_step_post_hook(hooks.post)]
+    loop.steps(steps)
+    time.sleep(0.3)
+    loop.close()
+    light = [a + b for i, (a, b) in enumerate(zip(pre, post, strict=False)) if not hooks.heavy_due(i + 1)]
+    heavy = [a + b for i, (a, b) in enumerate(zip(pre, post, strict=False)) if hooks.heavy_due(i + 1) and i > 2]
+    return {
+        "hooks_light_us": 1e6 * statistics.median(light),
+        "hooks_heavy_us": 1e6 * statistics.median(heavy) if heavy else float("nan"),
+        "publish_trainer_us": 1e6 * statistics.median(pub),
+        "publish_hub_us": 1e6 * statistics.median(hub_pub),
+        "publishes": len(pub),
+    }
+
+
+def run(repeats: int = 5, steps: int = 300) -> dict[str, dict]:
+    torch.set_num_threads(1)
+    os.environ.setdefault("VGTUI_DIR", tempfile.mkdtemp(prefix="vgtui-bench-"))
+    results: dict[str, dict] = {}
+    for label, (depth, width, act) in MODELS.items():
+        torch.manual_seed(0)
+        base = mlp(depth, width, act)
+        n = steps if width < 256 else max(steps // 4, 30)
+        loops = {k: Loop(k, base, f"bench-{label}-{os.getpid()}") for k in ("bare", "watch", "htop")}
+        cpu: dict[str, list[float]] = {k: [] for k in loops}
+        wall: dict[str, list[float]] = {k: [] for k in loops}
+        for loop in loops.values():
+            loop.steps(20)  # warm up
+        order = list(loops)
+        for r in range(repeats):
+            for kind in order[r % 3 :] + order[: r % 3]:  # interleaved, rotated
+                c0, w0 = time.process_time(), time.perf_counter()
+                loops[kind].steps(n)
+                cpu[kind].append((time.process_time() - c0) / n)
+                wall[kind].append((time.perf_counter() - w0) / n)
+        for loop in loops.values():
+            loop.close()
+        med = {k: (statistics.median(cpu[k]), statistics.median(wall[k])) for k in loops}
+        row = {f"{k}_ms_cpu": 1e3 * med[k][0] for k in loops} | {f"{k}_ms_wall": 1e3 * med[k][1] for k in loops}
+        for k in ("watch", "htop"):
+            row[f"{k}_ratio_cpu"] = med["bare"][0] / med[k][0]
+            row[f"{k}_ratio_wall"] = med["bare"][1] / med[k][1]
+        row |= overheads(base, n)
+        results[label] = row
+        print(f"{label:>6}  bare {row['bare_ms_cpu']:.2f} ms/step (cpu)  "
+              f"watch {row['watch_ratio_cpu']:.3f}x (wall {row['watch_ratio_wall']:.3f}x)  "
+              f"nn-htop-style {row['htop_ratio_cpu']:.3f}x (wall {row['htop_ratio_wall']:.3f}x)  |  "
+              f"hooks {row['hooks_light_us']:.0f} us/step, heavy step {row['hooks_heavy_us']:.0f} us, publish "
+              f"{row['publish_trainer_us']:.0f} us trainer + {row['publish_hub_us']:.0f} us hub thread")  # fmt: skip
+    return results
