@@ -13,6 +13,7 @@ from typing import Any
 
 from vgtui.config import OPTIMIZERS, ConfigError, RunConfig, from_dict
 from vgtui.contract import ACTIVATIONS, CELLS, HIST_BINS, INITS, ModelState
+from vgtui.history import LAYERWISE
 
 TYPES = ("meta", "step", "event", "diagnosis", "notice")
 STATUSES = ("running", "paused", "diverged", "error", "done")
@@ -21,18 +22,7 @@ LEVELS = ("info", "warn", "error")
 MAX_LAYERS = 1024
 MAX_TIME_STEPS = 100_000
 NUMBERS = ("loss", "acc", "lr", "grad_total", "steps_per_sec")
-PER_LAYER = (
-    "grad_norm",
-    "weight_norm",
-    "update_ratio",
-    "weight_mean_abs",
-    "saturation",
-    "dead",
-    "negative",
-    "slope",
-    "gain",
-    "gain_product",
-)
+PER_LAYER = LAYERWISE  # every per-layer statistic a step record can carry (the History keeps the same)
 PER_TIME_STEP = ("time_grad_norm", "time_cell_grad_norm")
 CONFIG_KEYS = ("name", "title", "description", "suggest", "source", "model", "data", "train")
 STATE_CHOICES = {

@@ -13,11 +13,12 @@ import numpy as np
 
 from vgtui.contract import HIST_BINS, HIST_EDGES, Event, ModelState, Notice, Snapshot
 from vgtui.engine.diagnosis import Diagnoser, Observation
-from vgtui.history import History
+from vgtui.history import LAYERWISE, History
 from vgtui.watch import remedies
 from vgtui.watch.light import LightLayout, unpack_light
 from vgtui.wire_messages import add_rows
 
+STATS = tuple(k for k in LAYERWISE if k != "grad_norm")  # the per-layer statistics of a heavy step
 MAX_EVENTS = 500
 MAX_NOTICES = 20
 ACT_FIELD = {
@@ -237,20 +238,7 @@ class Reporter:
             clipped=self.clipped,
             layer_names=info.names,
             grad_norm=grad,
-            **{
-                k: h.get(k, nan)
-                for k in (
-                    "weight_norm",
-                    "update_ratio",
-                    "weight_mean_abs",
-                    "saturation",
-                    "dead",
-                    "negative",
-                    "slope",
-                    "gain",
-                    "gain_product",
-                )
-            },
+            **{k: h.get(k, nan) for k in STATS},
             hist_layer=b.hist_layer if b else 0,
             hist_edges=HIST_EDGES,
             hist_counts=h.get("hist_counts", np.zeros(HIST_BINS)),
