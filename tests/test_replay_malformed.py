@@ -229,3 +229,13 @@ def test_going_back_and_forth_keeps_the_history_consistent(tmp_path: Path, lines
     r.handle(Step(3))
     assert time.perf_counter() - t0 < 1 and r.history.view().steps[-1] == r.latest().step == 131
     r.stop()
+
+
+def test_a_watched_runs_log_has_free_form_names_but_still_checked_types(tmp_path):
+    """vgtui attach --out writes model kind 'user' with the user's optimizer name: readable; a wrong type is not."""
+    from vgtui.logcheck import Bad, check_model_state
+
+    check_model_state({"kind": "user", "activation": "GELU", "optimizer": "AdamW", "depth": 120, "lr": 3e-4,
+                       "clip": None, "capabilities": ["pause", "clip", "lr"]})  # fmt: skip
+    with pytest.raises(Bad, match="'model_state.depth'"):
+        check_model_state({"kind": "user", "depth": "many"})

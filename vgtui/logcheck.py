@@ -11,7 +11,7 @@ import json
 from dataclasses import MISSING, fields, replace
 from typing import Any
 
-from vgtui.config import OPTIMIZERS, ConfigError, RunConfig, from_dict
+from vgtui.config import OPTIMIZERS, ConfigError, ModelConfig, RunConfig, TrainConfig, from_dict
 from vgtui.contract import ACTIVATIONS, CELLS, HIST_BINS, INITS, ModelState
 from vgtui.history import LAYERWISE
 
@@ -155,6 +155,8 @@ def check_model_state(state: Any) -> None:
     for key in state:
         if key not in STATE_FIELDS:
             raise Bad(f"'model_state' has an unknown key {show(key)}; allowed: {', '.join(STATE_FIELDS)}")
+    if state.get("kind") == "user":  # a watched user model: free-form names, checked for type and size only
+        return _check_user_state(state)
     for name, f in STATE_FIELDS.items():
         where = f"'model_state.{name}'"
         if name not in state:
@@ -176,6 +178,28 @@ def check_model_state(state: Any) -> None:
                 raise Bad(f"{where} is {_what(value)}; allowed: a number > 0, or null (off)")
         elif name == "lr" and not _is_number(value):
             raise Bad(f"{where} is {_what(value)}; allowed: a number")
+
+
+def _check_user_state(state: dict[str, Any]) -> None:
+    for name, value in state.items():
+        where = f"'model_state.{name}'"
+        if name in ("activation", "init", "cell", "optimizer"):
+            if not isinstance(value, str) or len(value) > 80:
+                raise Bad(f"{where} is {_what(value)}; allowed: a short string")
+        elif name in ("batchnorm", "skip") and not isinstance(value, bool):
+            raise Bad(f"{where} is {_what(value)}; allowed: true or false")
+        elif name == "depth" and (
+            not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_LAYERS
+        ):
+            raise Bad(f"{where} is {_what(value)}; allowed: an integer from 0 to {MAX_LAYERS}")
+        elif name == "clip" and value is not None and (not _is_number(value) or not value > 0):
+            raise Bad(f"{where} is {_what(value)}; allowed: a number > 0, or null (off)")
+        elif name == "lr" and not _is_number(value):
+            raise Bad(f"{where} is {_what(value)}; allowed: a number")
+        elif name == "capabilities" and (
+            not isinstance(value, list) or len(value) > 40 or not all(isinstance(v, str) and len(v) < 40 for v in value)
+        ):
+            raise Bad(f"{where} is {_what(value)}; allowed: a list of short strings")
 
 
 def check_event(rec: dict) -> None:
@@ -258,8 +282,41 @@ def config_from_log(data: Any, source: str) -> RunConfig:
     train = doc.get("train")
     if isinstance(train, dict) and "clip" in train and train["clip"] is None:
         doc["train"] = {**train, "clip": False}  # to_dict writes clipping off as null
+    model = doc.get("model")
+    user = isinstance(model, dict) and model.get("kind") == "user"  # a watched user model (vgtui attach --out)
+    train = doc.get("train") if user else None
+    if user:
+        doc = {**doc, "model": {}, "train": {}}  # not a preset's model and training: checked below instead
     try:
         cfg = from_dict(doc, f"{source}: config", name=data.get("name") or "custom")
     except ConfigError as exc:
         raise Bad(str(exc).removeprefix(f"{source}: ")) from None
+    if user:
+        cfg = replace(cfg, model=_user_model(model), train=_user_train(train if isinstance(train, dict) else {}))
     return replace(cfg, source=data["source"]) if isinstance(data.get("source"), str) else cfg
+
+
+def _user_model(model: dict[str, Any]) -> ModelConfig:
+    """The model part of a watched run's config: only its kind, depth and activation mean anything."""
+    depth, activation = model.get("depth", 0), model.get("activation", "none")
+    if not isinstance(depth, int) or isinstance(depth, bool) or not 0 <= depth <= MAX_LAYERS:
+        raise Bad(f"'config.model.depth' is {show(depth)}; allowed: an integer from 0 to {MAX_LAYERS}")
+    if not isinstance(activation, str) or len(activation) > 40:
+        raise Bad(f"'config.model.activation' is {show(activation)}; allowed: a short string")
+    return ModelConfig(kind="user", depth=depth, activation=activation)
+
+
+def _user_train(train: dict[str, Any]) -> TrainConfig:
+    """What a watched run's config says of its training: the user's optimizer (any name), lr, clipping, cadence."""
+    optimizer, lr, clip, every = (train.get(k) for k in ("optimizer", "lr", "clip", "log_every"))
+    clip = None if clip is False else clip  # clipping off: null in the log (False once read back)
+    if not isinstance(optimizer, str) or len(optimizer) > 80:
+        raise Bad(f"'config.train.optimizer' is {show(optimizer)}; allowed: a short string")
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not 0 <= lr < float("inf"):
+        raise Bad(f"'config.train.lr' is {show(lr)}; allowed: a number >= 0")
+    if clip is not None and (not isinstance(clip, (int, float)) or isinstance(clip, bool) or not clip > 0):
+        raise Bad(f"'config.train.clip' is {show(clip)}; allowed: null or a number > 0")
+    if not isinstance(every, int) or isinstance(every, bool) or not every >= 1:
+        raise Bad(f"'config.train.log_every' is {show(every)}; allowed: an integer >= 1")
+    return TrainConfig(optimizer=optimizer, lr=float(lr), clip=None if clip is None else float(clip), steps=1,
+                       log_every=every)  # fmt: skip
