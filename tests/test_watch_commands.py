@@ -66,16 +66,16 @@ def test_pause_step_resume_apply_between_steps_and_become_events():
         s = connect("cmd")
         wait_for(lambda: loop.watch.step > 20, 20, "training")
         s.send(Pause())
-        wait_for(lambda: s.latest().status == "paused", 10, "paused")
+        wait_for(lambda: s.latest().status == "paused", 30, "paused")
         at = loop.watch.step
         threading.Event().wait(0.3)
         assert loop.watch.step == at and s.latest().step == at  # the loop waits inside optimizer.step()
         s.send(Step(3))
-        wait_for(lambda: loop.watch.step == at + 3 and s.latest().step == at + 3, 10, "three steps")
+        wait_for(lambda: loop.watch.step == at + 3 and s.latest().step == at + 3, 30, "three steps")
         threading.Event().wait(0.3)
         assert loop.watch.step == at + 3 and s.latest().status == "paused"
         s.send(Resume())
-        wait_for(lambda: s.latest().step > at + 10, 10, "running again")
+        wait_for(lambda: s.latest().step > at + 10, 30, "running again")
         assert _events(s)[:3] == [(at, "pause", "on"), (at, "step", "3"), (at + 3, "pause", "off")]
         s.stop()
 
@@ -85,16 +85,16 @@ def test_clip_applies_from_the_next_step_after_measuring():
         s = connect("cmd")
         wait_for(lambda: loop.watch.step > 10, 20, "training")
         s.send(Toggle("clip", "0.001"))
-        wait_for(lambda: any(name == "clip" for _, name, _ in _events(s)), 10, "the clip event")
+        wait_for(lambda: any(name == "clip" for _, name, _ in _events(s)), 30, "the clip event")
         at = next(step for step, name, _ in _events(s) if name == "clip")
-        wait_for(lambda: s.latest().step > at + 5, 10, "steps after the clip")
+        wait_for(lambda: s.latest().step > at + 5, 30, "steps after the clip")
         v = s.history.view()
         before, after = v.steps <= at, v.steps > at
         assert not v["clipped"][before].any() and v["clipped"][after].all()
         assert (v["grad_total"][after] > 0.001).all()  # the shown norms are the ones before clipping
         assert s.latest().model.clip == 0.001
         s.send(Toggle("clip", "off"))
-        wait_for(lambda: s.latest().model.clip is None, 10, "clip off")
+        wait_for(lambda: s.latest().model.clip is None, 30, "clip off")
         s.stop()
 
 
@@ -103,9 +103,9 @@ def test_lr_is_scaled_around_each_step_so_the_scheduler_keeps_working():
         s = connect("cmd")
         wait_for(lambda: loop.watch.step > 10, 20, "training")
         s.send(Toggle("lr", "1.0"))
-        wait_for(lambda: any(name == "lr" for _, name, _ in _events(s)), 10, "the lr event")
+        wait_for(lambda: any(name == "lr" for _, name, _ in _events(s)), 30, "the lr event")
         at = next(step for step, name, _ in _events(s) if name == "lr")
-        wait_for(lambda: loop.watch.step > at + 20, 10, "steps after")
+        wait_for(lambda: loop.watch.step > at + 20, 30, "steps after")
         used, outside = np.array(loop.lrs[at : at + 20]).T
         factor = used / outside
         np.testing.assert_allclose(factor, factor[0], rtol=1e-9)  # one factor on top of the schedule
@@ -129,10 +129,10 @@ def test_other_commands_are_refused_with_a_reason_and_read_only_viewers_send_not
             snap = session.latest()
             return " | ".join(n.text for n in snap.notices) if snap is not None else ""
 
-        wait_for(lambda: "restart your script" in texts(s) and "layers" in texts(s), 10, "refusals")
+        wait_for(lambda: "restart your script" in texts(s) and "layers" in texts(s), 30, "refusals")
         assert "swapping activations" in texts(s)
         assert "read-only" in texts(spectator)
-        wait_for(lambda: s.latest().hist_layer == 1, 10, "the histogram layer")
+        wait_for(lambda: s.latest().hist_layer == 1, 30, "the histogram layer")
         assert s.latest().status == "running" and ("hist_layer", "[2]") in [(n, v) for _, n, v in _events(s)]
         s.stop()
         spectator.stop()

@@ -54,7 +54,7 @@ def test_layers_follow_the_first_forward_pass_and_are_named_by_module_path():
         s = connect("order")
         for _ in range(3):
             _step(model, opt, w, x, y)
-        wait_for(lambda: s.latest() is not None and s.latest().step == 3, 10, "step 3")
+        wait_for(lambda: s.latest() is not None and s.latest().step == 3, 30, "step 3")
         snap = s.latest()
         assert snap.layer_names == ("embed", "lstm.weight_ih_l0", "lstm.weight_hh_l0", "head", "unused")
         assert snap.grad_norm[-1] == 0 and (snap.grad_norm[:-1] > 0).all()  # unused: no gradient
@@ -74,7 +74,7 @@ def test_many_layers_are_thinned_to_64_with_a_note():
             opt.zero_grad()
             model(x).sum().backward()
             opt.step()
-        wait_for(lambda: s.latest() is not None and s.latest().step == 2, 10, "step 2")
+        wait_for(lambda: s.latest() is not None and s.latest().step == 2, 30, "step 2")
         names = s.latest().layer_names
         assert len(names) == 64 and names[0] == "[0]" and names[-1] == "[99]"
         assert any("showing 64 of 100 layers" in n.text for n in s.latest().notices)
@@ -112,7 +112,7 @@ def test_blocks_get_the_gradient_that_reaches_them():
         _step(model, opt, w, x, y)  # step 2: heavy, the probes armed
         expected = [t.grad.norm().item() for t in model.kept]
         _step(model, opt, w, x, y)
-        wait_for(lambda: s.latest() is not None and s.latest().step == 3, 10, "step 3")
+        wait_for(lambda: s.latest() is not None and s.latest().step == 3, 30, "step 3")
         blocks = s.latest().extra["blocks"]
         assert blocks["names"] == ["blocks.0", "blocks.1", "blocks.2"]
         np.testing.assert_allclose(blocks["grad_in"], expected[:3], rtol=1e-5)
@@ -134,7 +134,7 @@ def test_skipped_optimizer_steps_are_counted():
         w.log(loss=torch.tensor(float("inf")))  # as under GradScaler: log() ran, step() was skipped
         _step(model, opt, w, x, y)
         w.close()
-        wait_for(lambda: s.ended.is_set(), 10, "the end")
+        wait_for(lambda: s.ended.is_set(), 30, "the end")
         snap = s.latest()
         assert snap.extra["watch"]["skipped_steps"] == 1 and "1 skipped steps" in snap.device
         assert any("skipped" in n.text for n in snap.notices)
@@ -154,7 +154,7 @@ def test_an_error_in_an_activation_hook_switches_that_statistic_off(monkeypatch)
         for _ in range(6):
             _step(model, opt, w, x, y)  # the user's loop never sees the error
         w.close()
-        wait_for(lambda: s.ended.is_set(), 10, "the end")
+        wait_for(lambda: s.ended.is_set(), 30, "the end")
         snap = s.latest()
         assert snap.step == 6 and snap.status == "done" and np.isfinite(snap.grad_norm).all()
         assert any("activations statistics switched off" in n.text and "boom" in n.text for n in snap.notices)
@@ -175,7 +175,7 @@ def test_an_error_in_the_every_step_path_stops_watching_with_one_warning(monkeyp
         for _ in range(3):
             _step(model, opt, w, x, y)
         assert not torch.equal(before, model[0].weight)  # training went on
-        wait_for(lambda: s.latest() is not None and s.latest().status == "error", 10, "the error status")
+        wait_for(lambda: s.latest() is not None and s.latest().status == "error", 30, "the error status")
         assert any("kaput" in n.text for n in s.latest().notices)
         s.stop()
     assert capsys.readouterr().err.count("vgtui.watch: stopped watching") == 1

@@ -76,7 +76,7 @@ def test_tcp_needs_the_token(watch_dir):
             connect(f"tcp://127.0.0.1:{port}", token="wrong")
         session = connect(f"tcp://127.0.0.1:{port}", token_file=str(w.token_file))
         _train(model, opt, w, 5)
-        wait_for(lambda: session.latest() is not None and session.latest().step == 5, 10, "step 5")
+        wait_for(lambda: session.latest() is not None and session.latest().step == 5, 30, "step 5")
         session.stop()
     assert not w.token_file.exists()
 
@@ -108,7 +108,7 @@ def test_bad_frames_are_refused_and_the_hub_goes_on(watch_dir, payload):
             kinds = [f["t"] for f in _frames(s)]
         assert "notice" in kinds and kinds[-1] == "refused"
         _train(model, opt, w, 3)
-        wait_for(lambda: good.latest() is not None and good.latest().step == 3, 10, "the good viewer")
+        wait_for(lambda: good.latest() is not None and good.latest().step == 3, 30, "the good viewer")
         good.stop()
 
 
@@ -123,7 +123,7 @@ def test_a_viewer_that_never_reads_stays_bounded(watch_dir, monkeypatch):
     stalled.connect(str(w.socket))
     stalled.sendall(encode({"t": "join", "client": "stalled"}))
     reader = connect("stall")
-    wait_for(lambda: len(w.viewer_stats()) == 2, 10, "two viewers")
+    wait_for(lambda: len(w.viewer_stats()) == 2, 30, "two viewers")
     steps = 1500
     _train(model, opt, w, steps)
     wait_for(lambda: reader.latest() is not None and reader.latest().step == steps, 20, "the reading viewer")
