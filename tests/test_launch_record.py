@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vgtui.cli import Recordings, main
+from vgtui.cli import main
+from vgtui.runlog import Recordings
 
 
 def test_a_bad_or_existing_record_path_is_one_line_before_the_screen(tmp_path: Path, capsys):

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
-import textwrap
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -221,30 +219,6 @@ def resolve_config(spec: str, sets: list[str], steps: int | None = None, seed: i
     return apply_sets(config, extra)
 
 
-def cmd_presets(name: str | None = None) -> int:
-    from rich.console import Console
-    from rich.text import Text
-
-    from vgtui.engine.toggles import parse_remedy
-    from vgtui.presets import list_presets, resolve
-
-    console = Console()
-    for cfg in [resolve(name)] if name else list_presets():
-        m = cfg.model
-        model = f"RNN, {m.cell} cell" if m.kind == "rnn" else f"MLP {m.depth}x{m.width} {m.activation}, {m.init} init"
-        console.print(Text.assemble((cfg.name, "bold cyan"), "  ", (cfg.title, "bold"), f"  ({model})"))
-        width = max(40, min(console.width, 100))
-        console.print(textwrap.fill(cfg.description, width, initial_indent="  ", subsequent_indent="  "))
-        for remedy in cfg.suggest:
-            toggles = " ".join(f"--toggle 300:{c.name}={c.value}" if isinstance(c, Toggle) else "--toggle 300:reset"
-                               for c in parse_remedy(remedy))  # fmt: skip
-            console.print(Text.assemble("  try: ", (remedy, "cyan"), "   vgtui run: ", (toggles, "dim")))
-        console.print()
-    if not name:
-        console.print("vgtui launch NAME opens one in the dashboard; vgtui presets NAME shows one.")
-    return 0
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from vgtui.engine.toggles import ToggleError, normalize, parse_scheduled
 
@@ -298,6 +272,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
     else:  # the parent never imports torch: the child does, while the dashboard starts
         from vgtui.engine.process import ProcessSession as worker_class
 
+    from vgtui.runlog import Recordings
+
     recordings = Recordings(args.record, args.force) if args.record else None
 
     def factory(cfg: RunConfig):
@@ -306,31 +282,6 @@ def cmd_launch(args: argparse.Namespace) -> int:
         return worker_class(cfg, device=args.device, record=recordings.next(), record_force=True)
 
     return run_dashboard(config, factory, refresh_hz=args.refresh_hz, theme=theme)
-
-
-class Recordings:
-    """Where `launch --record FILE` writes: FILE for the first session, then FILE-2, FILE-3... for each session the
-    dashboard starts after it (another preset), so that no recording overwrites an earlier one. The path is
-    checked before the screen is taken over (one line, exit 2); the child process then writes each file."""
-
-    def __init__(self, path: str, force: bool) -> None:
-        from vgtui.runlog import RunLogWriter
-
-        RunLogWriter(path, force=force).discard()  # a missing folder, a folder, an existing file: refused now
-        self.path = path
-        self.used: list[str] = []
-
-    def next(self) -> str:
-        from vgtui.runlog import RunLogWriter
-
-        if not self.used:
-            path = self.path
-        else:  # claim the next free name now (the child opens it with force, as it is ours)
-            writer = RunLogWriter.numbered(self.path)
-            path = str(writer.path)
-            writer.close()
-        self.used.append(path)
-        return path
 
 
 def serve_launch_args(args: argparse.Namespace) -> list[str]:
@@ -373,25 +324,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plot(args: argparse.Namespace) -> int:
-    what = [w.strip() for w in args.what.split(",") if w.strip()]
-    bad = [w for w in what if w not in CHARTS]
-    if bad or not what:
-        return _fail(f"--what {args.what[:80]!r}: allowed: a comma-separated list of {', '.join(CHARTS)}")
-    for name, value, lo, hi in (("--width", args.width, 40, 1000), ("--height", args.height, 8, 500)):
-        if value is not None and not lo <= value <= hi:
-            return _fail(f"{name} {value}: allowed: an integer from {lo} to {hi}")
-    from vgtui.logreader import iter_records
-    from vgtui.printed import curves_from_records, render, terminal_size
-
-    curves = curves_from_records(iter_records(args.log))  # streamed: a log of any length in a bounded History
-    if len(curves.steps) == 0:
-        return _fail(f"{args.log}: the run log has no step records to plot")
-    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
-    print(render(curves, what, *terminal_size(args.width, args.height), color=color))
-    return 0
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
     from vgtui.replay import SPEEDS, ReplaySession
 
@@ -424,8 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "presets":
-            return cmd_presets(args.name)
+        if args.command in ("presets", "plot"):
+            from vgtui.cli_print import cmd_plot, cmd_presets
+
+            return cmd_presets(args.name) if args.command == "presets" else cmd_plot(args)
         if args.command == "run":
             return cmd_run(args)
         if args.command == "launch":
@@ -434,8 +368,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_replay(args)
         if args.command == "serve":
             return cmd_serve(args)
-        if args.command == "plot":
-            return cmd_plot(args)
         if args.command == "attach":
             return cmd_attach(args)
         parser.print_help()

@@ -309,3 +309,24 @@ def read_runlog(path: Path | str) -> list[dict[str, Any]]:
     from vgtui.logreader import iter_records  # (it imports this module)
 
     return list(iter_records(path))
+
+
+class Recordings:
+    """Where `launch --record FILE` writes: FILE for the first session, then FILE-2, FILE-3... for each session the
+    dashboard starts after it (another preset), so that no recording overwrites an earlier one. The path is
+    checked before the screen is taken over (one line, exit 2); the child process then writes each file."""
+
+    def __init__(self, path: str, force: bool) -> None:
+        RunLogWriter(path, force=force).discard()  # a missing folder, a folder, an existing file: refused now
+        self.path = path
+        self.used: list[str] = []
+
+    def next(self) -> str:
+        if not self.used:
+            path = self.path
+        else:  # claim the next free name now (the child opens it with force, as it is ours)
+            writer = RunLogWriter.numbered(self.path)
+            path = str(writer.path)
+            writer.close()
+        self.used.append(path)
+        return path
