@@ -109,6 +109,13 @@ def trainer_running(d: Dashboard) -> set[int]:
     raise AssertionError("no trainer process")
 
 
+def signal_trainer(kids: set[int], sig: int) -> None:
+    """Send `sig` to the trainer among the dashboard's children (not to the resource tracker)."""
+    for k in kids:
+        if "multiprocessing.spawn" in Path(f"/proc/{k}/cmdline").read_text():
+            os.kill(k, sig)
+
+
 def ends_cleanly(d: Dashboard, kids: set[int], seconds: float = 5) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end and (d.proc.poll() is None or any(alive(k) for k in kids)):
@@ -144,9 +151,7 @@ def test_a_stopped_trainer_shows_as_stalled_and_q_still_quits_at_once():
     d = Dashboard()
     try:
         kids = trainer_running(d)
-        for k in kids:  # the trainer, not the resource tracker
-            if "multiprocessing.spawn" in Path(f"/proc/{k}/cmdline").read_text():
-                os.kill(k, signal.SIGSTOP)
+        signal_trainer(kids, signal.SIGSTOP)
         assert d.wait_for(b"stalled", seconds=6), d.out[-2000:]
         t0 = time.monotonic()
         d.type(b"q")
@@ -160,9 +165,7 @@ def test_after_the_trainer_is_killed_r_starts_a_new_one():
     d = Dashboard()
     try:
         kids = trainer_running(d)
-        for k in kids:  # the trainer, not the resource tracker
-            if "multiprocessing.spawn" in Path(f"/proc/{k}/cmdline").read_text():
-                os.kill(k, signal.SIGKILL)
+        signal_trainer(kids, signal.SIGKILL)
         assert d.wait_for(b"error", seconds=10), d.out[-2000:]
         d.type(b"r")
         assert d.wait_for(b"running", seconds=20), d.out[-2000:]

@@ -61,6 +61,27 @@ class Scratch:
         return held[1]
 
 
+def group_by_shape(shapes: Sequence[torch.Size], max_numel: int | None = None,
+                   ) -> tuple[list[int], list[tuple[list[int], tuple[int, ...]]], np.ndarray]:  # fmt: skip
+    """How to take the norms of tensors of these shapes in few ops: the indices norm'd one by one (`singles`), the
+    groups of two or more same-shape tensors (at most `max_numel` elements each) stacked and reduced together, with
+    the dims to reduce, and `pos[i]`, where tensor i's norm lands (singles first, then the groups in order)."""
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, shape in enumerate(shapes):
+        by_shape.setdefault(tuple(shape), []).append(i)
+    singles: list[int] = []
+    groups: list[tuple[list[int], tuple[int, ...]]] = []
+    for shape, idx in by_shape.items():
+        if len(idx) > 1 and shape and (max_numel is None or math.prod(shape) <= max_numel):
+            groups.append((idx, tuple(range(1, len(shape) + 1))))
+        else:
+            singles.extend(idx)
+    order = singles + [i for idx, _ in groups for i in idx]
+    pos = np.empty(len(order), dtype=np.intp)
+    pos[order] = np.arange(len(order))
+    return singles, groups, pos
+
+
 class NormPlan:
     """L2 norms of a list of tensors with fixed shapes, in a few ops.
 
@@ -69,20 +90,8 @@ class NormPlan:
     """
 
     def __init__(self, shapes: Sequence[torch.Size], key: str) -> None:
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for i, shape in enumerate(shapes):
-            by_shape.setdefault(tuple(shape), []).append(i)
         self.key = key
-        self.singles: list[int] = []
-        self.groups: list[tuple[list[int], tuple[int, ...]]] = []  # (indices, dims to reduce)
-        for shape, idx in by_shape.items():
-            if len(idx) > 1 and shape:
-                self.groups.append((idx, tuple(range(1, len(shape) + 1))))
-            else:
-                self.singles.extend(idx)
-        order = self.singles + [i for idx, _ in self.groups for i in idx]
-        self.pos = np.empty(len(order), dtype=np.intp)
-        self.pos[order] = np.arange(len(order))
+        self.singles, self.groups, self.pos = group_by_shape(shapes)
 
     def norms(self, tensors: Sequence[torch.Tensor], scratch: Scratch,
               head: Sequence[torch.Tensor] = ()) -> torch.Tensor:  # fmt: skip

@@ -11,14 +11,13 @@ together once per publish (a few stacks and one cat), and the host reorders it (
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from vgtui.engine.telemetry import Scratch
+from vgtui.engine.telemetry import Scratch, group_by_shape
 
 F32 = torch.float32
 STACK_MAX = 1 << 16  # elements: same-shape gradients up to this size are stacked and reduced in one op
@@ -28,19 +27,7 @@ class LightPlan:
     """Which gradients are reduced together. `pos[i]`: where parameter i's norm lands in a host row of norms."""
 
     def __init__(self, shapes: Sequence[torch.Size]) -> None:
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for i, shape in enumerate(shapes):
-            by_shape.setdefault(tuple(shape), []).append(i)
-        self.singles: list[int] = []
-        self.groups: list[tuple[list[int], tuple[int, ...]]] = []
-        for shape, idx in by_shape.items():
-            if len(idx) > 1 and shape and math.prod(shape) <= STACK_MAX:
-                self.groups.append((idx, tuple(range(1, len(shape) + 1))))
-            else:
-                self.singles.extend(idx)
-        order = self.singles + [i for idx, _ in self.groups for i in idx]
-        self.pos = np.empty(len(order), dtype=np.intp)
-        self.pos[order] = np.arange(len(order))
+        self.singles, self.groups, self.pos = group_by_shape(shapes, STACK_MAX)
         self.sizes = [len(idx) for idx, _ in self.groups]
         self.keys = [f"light{k}" for k in range(len(self.groups))]
 
