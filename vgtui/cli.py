@@ -1,5 +1,5 @@
-"""Command line: `vgtui launch | run | replay | serve | plot | presets`. Thin: parse, build the config, call the
-engine or the dashboard."""
+"""Command line: `vgtui launch | run | replay | serve | plot | presets | attach | present`. Thin: parse, build the
+config, call the engine or the dashboard."""
 
 from __future__ import annotations
 
@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     presets.add_argument("name", nargs="?", help="a preset name or .toml path: show it with its suggested remedies")
     _add_attach_parser(sub)
+    from vgtui.present_cli import add_present_parser
+
+    add_present_parser(sub)
     return parser
 
 
@@ -370,6 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "attach":
             return cmd_attach(args)
+        if args.command == "present":
+            from vgtui.present_cli import cmd_present
+
+            return cmd_present(args)
         parser.print_help()
         return 0
     except (ConfigError, ValueError) as exc:

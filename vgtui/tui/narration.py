@@ -1,0 +1,87 @@
+"""The narration panel of `vgtui present`: the lesson step's title and text, its question with a key per choice,
+the room's guess, and the measured answer beside it. Bold, high-contrast and roomy, for a projector (the text
+size itself is the terminal's, or the page's with `vgtui serve --font-size`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Static
+
+from vgtui.lesson import CHOICE_LABELS, LESSON_KEYS, LessonStep
+from vgtui.lesson_measure import Answer, verdict_line
+
+CHOICE_KEYS = "123"  # the presenter enters the room's guess with these: 1 = the first choice, ...
+
+
+@dataclass(frozen=True)
+class StepView:
+    """Everything the panel shows about the current step."""
+
+    step: LessonStep
+    total: int
+    phase: str  # "narrate" | "ask" | "wait" (guess in, keys wait for step `at`) | "measure" | "answered"
+    guess: str | None = None
+    now: int | None = None  # the run's step
+    sent_at: int | None = None  # the run's step when the keys went out
+    answer: Answer | None = None
+
+
+def keys_text(keys: str) -> str:
+    """'a a a i i' → as the presenter would press them."""
+    return " ".join(keys)
+
+
+def narration_text(view: StepView) -> Text:
+    s, q = view.step, view.step.question
+    t = Text()
+    t.append(f" {s.number}/{view.total} ", "bold reverse")
+    t.append(f" {s.title}", "bold")
+    t.append("   n next · p back\n", "dim")
+    t.append(" ".join(s.text.split()) + "\n", "bold")
+    if q is not None:
+        t.append("\n❓ ", "bold")
+        t.append(q.ask, "bold yellow")
+        if view.phase == "ask":
+            t.append("   ")
+            for key, choice in zip(CHOICE_KEYS, q.choices, strict=False):
+                t.append(f" {key} ", "bold reverse")
+                t.append(f" {CHOICE_LABELS[choice]}   ", "bold")
+            t.append("\n")
+            t.append(_when(view), "dim")
+        elif view.guess is not None:
+            t.append(f"   the room says {CHOICE_LABELS[view.guess]}\n", "bold")
+    elif s.keys and view.phase == "ask":
+        t.append("\n")
+        t.append(" enter ", "bold reverse")
+        t.append(f" presses {keys_text(s.keys)}" + (f" at step {s.at}" if s.at else "") + "\n", "bold")
+    if view.phase == "wait":
+        now = f" (now {view.now})" if view.now is not None else ""
+        t.append(f"keys {keys_text(s.keys) or '–'} at step {s.at}{now}…\n", "dim")
+    elif view.phase == "measure" and q is not None:
+        done = max(0, (view.now or 0) - (view.sent_at or 0))
+        pressed = f"{keys_text(s.keys)} pressed at step {view.sent_at} · " if s.keys else ""
+        t.append(f"{pressed}measuring: {min(done, q.after)} of {q.after} steps\n", "dim")
+    elif view.phase == "answered" and view.answer is not None and q is not None:
+        right = view.guess is None or view.guess == view.answer.choice
+        t.append("➜ " + verdict_line(view.answer, view.guess, q), "bold green" if right else "bold red")
+        t.append(f"   (at step {view.answer.at_step})\n", "dim")
+    elif view.phase == "measure" and s.keys:
+        t.append(f"{keys_text(s.keys)} pressed at step {view.sent_at}\n", "dim")
+    return t
+
+
+def _when(view: StepView) -> str:
+    s = view.step
+    what = f"then {keys_text(s.keys)} ({', '.join(dict.fromkeys(LESSON_KEYS[k] for k in s.keys))})" if s.keys else ""
+    at = f"; the run pauses at step {s.at} for the guess" if s.at else "; the run waits for the guess"
+    return f"the presenter enters the room's guess{at}" + (f", {what}" if what else "") + "\n"
+
+
+class NarrationPanel(Static):
+    """The lesson's narration, question, guess and measured answer."""
+
+    def show(self, view: StepView) -> None:
+        self.border_title = f"lesson · step {view.step.number} of {view.total}"
+        self.update(narration_text(view))
