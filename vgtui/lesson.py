@@ -53,7 +53,7 @@ MEASURES = {
                      "layer 1's weight gradient over the last layer's, after ÷ before (same thresholds)"),
     "time1": Measure("first time step", RATIO_CHOICES, ("rnn",),
                      "the gradient reaching time step 1 over the last step's, after ÷ before (same thresholds)"),
-    "loss": Measure("loss", (YES, NO), help="does the loss fall: yes when it ends at least 0.05 below where it was "
+    "loss": Measure("loss", (YES, NO), help="does the loss fall: yes when it ends at least 0.1 below where it was "
                     "(below chance when it was NaN)"),
     "diverges": Measure("loss", (YES, NO), help="does the loss become NaN/Inf within `after` steps"),
 }  # fmt: skip

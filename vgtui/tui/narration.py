@@ -41,7 +41,7 @@ def narration_text(view: StepView) -> Text:
     t.append("   n next · p back\n", "dim")
     t.append(" ".join(s.text.split()) + "\n", "bold")
     if q is not None:
-        t.append("\n❓ ", "bold")
+        t.append("\n? ", "bold yellow")
         t.append(q.ask, "bold yellow")
         if view.phase == "ask":
             t.append("   ")
@@ -51,7 +51,9 @@ def narration_text(view: StepView) -> Text:
             t.append("\n")
             t.append(_when(view), "dim")
         elif view.guess is not None:
-            t.append(f"   the room says {CHOICE_LABELS[view.guess]}\n", "bold")
+            t.append("   the room says ", "bold")
+            t.append(f" {CHOICE_LABELS[view.guess]} ", "bold reverse")
+            t.append("\n")
     elif s.keys and view.phase == "ask":
         t.append("\n")
         t.append(" enter ", "bold reverse")
@@ -65,7 +67,7 @@ def narration_text(view: StepView) -> Text:
         t.append(f"{pressed}measuring: {min(done, q.after)} of {q.after} steps\n", "dim")
     elif view.phase == "answered" and view.answer is not None and q is not None:
         right = view.guess is None or view.guess == view.answer.choice
-        t.append("➜ " + verdict_line(view.answer, view.guess, q), "bold green" if right else "bold red")
+        t.append("→ " + verdict_line(view.answer, view.guess, q), "bold green" if right else "bold red")
         t.append(f"   (at step {view.answer.at_step})\n", "dim")
     elif view.phase == "measure" and s.keys:
         t.append(f"{keys_text(s.keys)} pressed at step {view.sent_at}\n", "dim")
@@ -73,10 +75,12 @@ def narration_text(view: StepView) -> Text:
 
 
 def _when(view: StepView) -> str:
+    """'the room's guess: a key above · the run waits at step 300 · then a a a i i (activation, init)'."""
     s = view.step
-    what = f"then {keys_text(s.keys)} ({', '.join(dict.fromkeys(LESSON_KEYS[k] for k in s.keys))})" if s.keys else ""
-    at = f"; the run pauses at step {s.at} for the guess" if s.at else "; the run waits for the guess"
-    return f"the presenter enters the room's guess{at}" + (f", {what}" if what else "") + "\n"
+    parts = ["the room's guess: a key above", f"the run waits at step {s.at}" if s.at else "the run waits"]
+    if s.keys:
+        parts.append(f"then {keys_text(s.keys)} ({', '.join(dict.fromkeys(LESSON_KEYS[k] for k in s.keys))})")
+    return " · ".join(parts) + "\n"
 
 
 class NarrationPanel(Static):

@@ -70,8 +70,8 @@ class PresentApp(VgtuiApp):
         yield self.narration
 
     def on_mount(self) -> None:
-        super().on_mount()
-        self._enter_step(fresh=False)
+        """(Textual runs VgtuiApp.on_mount after this one: it starts the first step's session.)"""
+        self.call_later(self._enter_step, False)
 
     # ------------------------------------------------------------------ moving through the lesson
 
