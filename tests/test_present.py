@@ -165,3 +165,53 @@ async def test_every_dashboard_key_still_works_and_enter_presses_a_steps_keys():
         assert fake.commands[-2:] == [Toggle("clip", "1"), Resume()]
         await pilot.press("space")
         assert fake.commands[-1] == Pause()
+
+
+def test_present_loads_without_torch():
+    """The presenter's process never imports torch: the trainer runs in a child process, as in vgtui launch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, vgtui.tui.present, vgtui.present_cli, vgtui.lesson, vgtui.lesson_measure; "
+            "vgtui.lesson.load_lesson(vgtui.lesson.default_lesson_path()); "
+            "assert 'torch' not in sys.modules, 'torch was imported by the presenter side'")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_present_serve_runs_the_lesson_in_each_tab_at_a_projector_font_size():
+    """`vgtui present --serve`: vgtui serve's page (font size 26 by default), each tab running `vgtui present`."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from serve_helpers import free_port
+
+    from vgtui.cli import build_parser
+    from vgtui.present_cli import served_args
+    from vgtui.serve.tether import cli_args
+
+    args = build_parser().parse_args(["present", "--serve", "--start", "4", "--theme", "light"])
+    tab = served_args(args, "/l/workshop.toml")
+    assert cli_args(tab) == ["present", "/l/workshop.toml", "--start", "4", "--device", "auto", "--theme", "light"]
+    assert cli_args(["deep-sigmoid"]) == ["launch", "deep-sigmoid"]
+    root = Path(__file__).resolve().parent.parent
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "vgtui.cli", "present", "--serve", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
+    try:
+        deadline, page = time.monotonic() + 60, ""
+        while not page and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    page = response.read().decode()
+            except OSError:
+                time.sleep(0.2)
+        assert 'data-font-size="26"' in page, proc.poll()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -14,6 +14,7 @@ examples:
   vgtui present my-lesson.toml --start 4         # from step 4
   vgtui present --check                          # run every step headless, check every answer
   vgtui present --check lessons/workshop.toml --seeds 0-4
+  vgtui present --serve --font-size 26           # in a browser on a projector: http://127.0.0.1:8000
 """
 
 
@@ -39,6 +40,16 @@ def add_present_parser(sub: argparse._SubParsersAction) -> None:
     present.add_argument("--theme", default=None, help="dashboard colours: dark, light or a Textual theme name")
     present.add_argument("--worker", choices=("process", "thread"), default="process",
                          help="train in a child process (default) or in a thread")  # fmt: skip
+    web = present.add_argument_group("in a web page (vgtui serve's page and guard)")
+    web.add_argument("--serve", action="store_true", help="serve the lesson in a web page instead of this terminal")
+    web.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    web.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    web.add_argument("--font-size", type=int, default=26,
+                     help="the page's font size in pixels, 6-64 (default 26, for a projector)")  # fmt: skip
+    web.add_argument("--token", default=None, help="required in the URL; off loopback one is made up and printed")
+    web.add_argument("--max-sessions", type=int, default=2, metavar="N", help="browser tabs at once (default 2)")
+    web.add_argument("--allow-host", dest="allow_hosts", action="append", default=[], metavar="NAME",
+                     help="one more host name the server is reached at (repeatable)")  # fmt: skip
 
 
 def parse_seeds(text: str | None) -> list[int | None]:
@@ -72,6 +83,8 @@ def cmd_present(args: argparse.Namespace) -> int:
         return main_check(lesson, parse_seeds(args.seeds), args.device)
     if args.seeds is not None:
         raise ValueError("--seeds goes with --check (the dashboard runs each preset's own seed)")
+    if args.serve:
+        return _serve(args)
     if not 1 <= args.start <= len(lesson.steps):
         raise ValueError(f"--start {args.start}: allowed: 1 to {len(lesson.steps)} (the lesson's steps)")
     if args.refresh_hz is not None and not 0.1 <= args.refresh_hz <= 60:
@@ -91,3 +104,34 @@ def cmd_present(args: argparse.Namespace) -> int:
 
     return run_present(lesson, lambda cfg: worker_class(cfg, device=args.device), refresh_hz=args.refresh_hz,
                        theme=theme, start=args.start)  # fmt: skip
+
+
+def served_args(args: argparse.Namespace, lesson_path: str) -> list[str]:
+    """What each browser tab runs, after `--present` (vgtui/serve/tether.py): this lesson, from the same step."""
+    parts = ["--present", lesson_path, "--start", str(args.start), "--device", args.device]
+    if args.refresh_hz is not None:
+        parts += ["--refresh-hz", str(args.refresh_hz)]
+    if args.theme:
+        parts += ["--theme", args.theme]
+    return parts
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """`vgtui present --serve`: vgtui serve's server, each tab running this lesson."""
+    from pathlib import Path
+
+    from vgtui.cli import chosen_theme
+    from vgtui.serve.start import prepare
+
+    if not 6 <= args.font_size <= 64:
+        raise ValueError(f"--font-size {args.font_size}: allowed: an integer from 6 to 64")
+    if args.theme:
+        chosen_theme(args.theme)
+    from vgtui.lesson import default_lesson_path
+
+    path = str(Path(args.lesson or default_lesson_path()).resolve())
+    server, banner = prepare(args, served_args(args, path))
+    for line in banner:
+        print(line, file=sys.stderr)
+    server.serve()
+    return 0

@@ -74,7 +74,8 @@ class VgtuiServer(Server):
     def __init__(self, launch_args: Sequence[str], *, host: str, port: int, guard: Guard, max_sessions: int,
                  font_size: int = 16) -> None:  # fmt: skip
         self.argv = [sys.executable, "-m", "vgtui.serve.tether", *launch_args]
-        super().__init__(" ".join(["vgtui", "launch", *launch_args]), host=host, port=port, title="vgtui")
+        shown = ["present", *launch_args[1:]] if launch_args[:1] == ["--present"] else ["launch", *launch_args]
+        super().__init__(" ".join(["vgtui", *shown]), host=host, port=port, title="vgtui")
         self.guard = guard
         self.max_sessions = max_sessions
         self.font_size = font_size  # the page's default; ?fontsize=N overrides it

@@ -7,6 +7,7 @@ A server killed with SIGKILL cannot stop its sessions, so each session watches i
 The trainer child watches its own parent too (vgtui/engine/process.py), so it follows within a poll.
 
 Usage (by the server): python -m vgtui.serve.tether PRESET [launch options]
+                    or: python -m vgtui.serve.tether --present LESSON [present options]  (vgtui present --serve)
 """
 
 from __future__ import annotations
@@ -69,7 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     die_with_parent()
     from vgtui.cli import main as cli_main
 
-    return cli_main(["launch", *(sys.argv[1:] if argv is None else argv)])
+    return cli_main(cli_args(list(sys.argv[1:] if argv is None else argv)))
+
+
+def cli_args(args: list[str]) -> list[str]:
+    """The vgtui command a tab runs: `launch ARGS`, or `present ARGS` after `--present` (vgtui present --serve)."""
+    return ["present", *args[1:]] if args[:1] == ["--present"] else ["launch", *args]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,7 +39,8 @@ def narration_text(view: StepView) -> Text:
     t.append(f" {s.number}/{view.total} ", "bold reverse")
     t.append(f" {s.title}", "bold")
     t.append("   n next · p back\n", "dim")
-    t.append(" ".join(s.text.split()) + "\n", "bold")
+    paragraphs = [" ".join(p.split()) for p in s.text.split("\n\n") if p.strip()]
+    t.append("\n".join(paragraphs) + "\n", "bold")
     if q is not None:
         t.append("\n? ", "bold yellow")
         t.append(q.ask, "bold yellow")

@@ -59,6 +59,7 @@ class PresentApp(VgtuiApp):
         step = self.step
         self.measurement = Measurement(step.question) if step.question else None
         self._fed: object = None
+        self._shown: StepView | None = None
 
     @property
     def step(self) -> LessonStep:
@@ -171,9 +172,12 @@ class PresentApp(VgtuiApp):
     def _show(self) -> None:
         snap = self.snap
         answer = self.measurement.answer if self.measurement is not None else None
-        view = StepView(self.step, len(self.lesson.steps), self._phase(), self.guess,
-                        snap.step if snap is not None else None, self.sent_at, answer)  # fmt: skip
-        self.narration.show(view)
+        phase = self._phase()
+        now = snap.step if snap is not None and phase in ("wait", "measure") else None  # shown in these only
+        view = StepView(self.step, len(self.lesson.steps), phase, self.guess, now, self.sent_at, answer)
+        if view != self._shown:  # (a new text re-lays the screen out: only when it changed)
+            self._shown = view
+            self.narration.show(view)
 
 
 def run_present(lesson: Lesson, session_factory, refresh_hz: float | None = None, theme: str | None = None,
