@@ -147,6 +147,7 @@ class StepHooks(Controls):
             if off is not None and off.failed is not None:  # this thread takes the norms from now on
                 self._notices.append(("warn", f"the vgtui-norms thread failed ({_one_line(off.failed)}):"
                                               " the gradient norms are taken on the training thread"))  # fmt: skip
+                off.flush()  # the steps it holds come back NaN, then the thread ends
                 off.close(wait=False)
                 self.offload = off = None
             if self.clip is None and off is not None and off.safe(grads):
@@ -316,6 +317,8 @@ class StepHooks(Controls):
         self._events, self._notices = [], []
         self._metric_tensors = {}
         if not self._cuda:  # the hub thread packs it
+            if self.offload is not None:
+                self.offload.flush()
             self.hub.publish(CpuPack(rows, heavies, [t for _, t in metrics], self.offload, batch))
             return
         parts, batch.light = rows.pack() if rows is not None and len(rows) else ([], None)

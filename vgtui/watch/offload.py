@@ -2,7 +2,8 @@
 
 On the CPU the norms are real work on the training thread (the 21 weight gradients of the 20x64 MLP: ~95 us of a
 ~2.4 ms step; the 8x512's 7 MB of gradients: ~450 us of ~14 ms). After `optimizer.step()` the training thread hands
-this step's gradient tensors to the "vgtui-norms" thread (one queue put) and goes on; the gradients stay alive while
+this step's gradient tensors to the "vgtui-norms" thread (a list append; every few steps and at each publish one
+queue put, so the thread wakes rarely) and goes on; the gradients stay alive while
 they wait, so the next backward writes new tensors. That holds only where each step's gradients are new tensors
 (`zero_grad(set_to_none=True)`, the default) and nothing writes into them after the step: `Offload.safe` checks
 the storage of one gradient against the previous step's on every step, and a run that reuses it (set_to_none=False,
@@ -33,6 +34,7 @@ class Offload:
         self.max_pending = max(0, min(MAX_PENDING, MAX_BYTES // max(grad_bytes, 1)))
         self._scratch = Scratch()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._waiting: list[tuple[int, list[torch.Tensor]]] = []  # submitted, not yet handed to the thread
         self._done = threading.Condition()
         self._results: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]] | BaseException] = {}
         self._submitted = 0  # written by the training thread only
@@ -69,8 +71,16 @@ class Offload:
             self._thread.start()
         ticket = self._submitted
         self._submitted += 1
-        self._queue.put((ticket, grads))
+        self._waiting.append((ticket, grads))
+        if len(self._waiting) >= self.max_pending:
+            self.flush()
         return ticket
+
+    def flush(self) -> None:
+        """Hand the submitted steps to the thread (the training thread, before a publish that needs them)."""
+        if self._waiting:
+            self._queue.put(self._waiting)
+            self._waiting = []
 
     def take(self, ticket: int, timeout: float = 30.0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The norms of a ticket (waits for them: call from the hub thread, never the training thread); NaN where
@@ -93,15 +103,16 @@ class Offload:
                 self._thread.join(2.0)
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            ticket, grads = item
-            try:
-                with torch.no_grad():
-                    result: tuple | BaseException = self.plan.norms(grads, self._scratch)
-            except BaseException as exc:  # noqa: BLE001 - the training thread takes over (and reports it)
-                result = self.failed = exc
-            del grads, item
+        while (items := self._queue.get()) is not None:
+            results: dict[int, tuple | BaseException] = {}
+            for ticket, grads in items:
+                try:
+                    with torch.no_grad():
+                        results[ticket] = self.plan.norms(grads, self._scratch)
+                except BaseException as exc:  # noqa: BLE001 - the training thread takes over (and reports it)
+                    results[ticket] = self.failed = exc
+            items = grads = None  # type: ignore[assignment]  # let go of the gradients before waiting again
             with self._done:
-                self._results[ticket] = result
-                self._finished += 1
+                self._results.update(results)
+                self._finished += len(results)
                 self._done.notify_all()
