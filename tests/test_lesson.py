@@ -185,3 +185,14 @@ def test_from_a_nan_loss_falling_means_below_chance():
 
 def test_factors_are_short():
     assert [fmt_factor(x) for x in (3e15, 2.4e-6, 1.26, 0.05, math.nan)] == ["3e15", "2e-6", "1.3", "0.05", "–"]
+
+
+def test_a_preset_path_is_read_beside_the_lesson(tmp_path: Path, monkeypatch):
+    from vgtui.presets import presets_dir
+
+    (tmp_path / "scenes").mkdir()
+    (tmp_path / "scenes" / "mine.toml").write_bytes((presets_dir() / "deep-sigmoid.toml").read_bytes())
+    lesson = tmp_path / "l.toml"
+    lesson.write_text(GOOD.replace('preset = "deep-sigmoid"', 'preset = "scenes/mine.toml"'), encoding="utf-8")
+    monkeypatch.chdir("/")
+    assert load_lesson(lesson).steps[0].preset == str(tmp_path / "scenes" / "mine.toml")

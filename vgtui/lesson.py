@@ -115,10 +115,11 @@ def load_lesson(path: str | Path) -> Lesson:
 
     path = Path(path)
     text = read_small_text(path, "lessons")
-    return parse_lesson(text, _shown(str(path)))
+    return parse_lesson(text, _shown(str(path)), base=path.resolve().parent)
 
 
-def parse_lesson(text: str, source: str) -> Lesson:
+def parse_lesson(text: str, source: str, base: Path | None = None) -> Lesson:
+    """`base`: the lesson's folder, which a preset given as a relative path is read from."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -136,7 +137,7 @@ def parse_lesson(text: str, source: str) -> Lesson:
         raise LessonError(problems)
     steps = []
     for number, raw in enumerate(raw_steps, start=1):
-        step = _step(raw, number, f"{source}: step {number}", problems, steps[-1] if steps else None)
+        step = _step(raw, number, f"{source}: step {number}", problems, steps[-1] if steps else None, base)
         if step is not None:
             steps.append(step)
     if problems:
@@ -148,13 +149,16 @@ STEP_KEYS = ("title", "preset", "text", "keys", "at", "continue", "question")
 QUESTION_KEYS = ("ask", "measure", "after", "answer")
 
 
-def _step(raw: dict[str, Any], number: int, where: str, problems: list[str], previous: LessonStep | None):
+def _step(raw: dict[str, Any], number: int, where: str, problems: list[str], previous: LessonStep | None,
+          base: Path | None):  # fmt: skip
     start = len(problems)
     for key in sorted(set(raw) - set(STEP_KEYS)):
         problems.append(f"{where}: unknown key {key!r}; allowed: {', '.join(STEP_KEYS)}")
     title = _text(raw, "title", where, problems, limit=80)
     text = _text(raw, "text", where, problems, limit=MAX_TEXT)
     preset = _text(raw, "preset", where, problems, limit=1024)
+    if preset and base is not None and (preset.endswith(".toml") or "/" in preset) and not Path(preset).is_absolute():
+        preset = str(base / preset)  # a preset file beside the lesson, wherever vgtui present is run from
     kind = _preset_kind(preset, where, problems) if preset else None
     keys = raw.get("keys", "")
     if not isinstance(keys, str):

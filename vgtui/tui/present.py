@@ -95,8 +95,9 @@ class PresentApp(VgtuiApp):
         """A fresh run of the step's preset (unless it continues the run on screen), paused at once when its keys
         or question wait for step 0."""
         step = self.step
-        if fresh and not (step.keep and self.session is not None and self.config and self.config.name == step.preset):
-            config = self.load_preset(step.preset)
+        config = self.load_preset(step.preset) if fresh else None
+        same = config is not None and self.config is not None and self.config.name == config.name
+        if config is not None and not (step.keep and self.session is not None and same):
             self.original_config = config
             self.start_session(config)
         if step.at == 0 and self._waits() and self.session is not None:
