@@ -196,3 +196,12 @@ def test_a_preset_path_is_read_beside_the_lesson(tmp_path: Path, monkeypatch):
     lesson.write_text(GOOD.replace('preset = "deep-sigmoid"', 'preset = "scenes/mine.toml"'), encoding="utf-8")
     monkeypatch.chdir("/")
     assert load_lesson(lesson).steps[0].preset == str(tmp_path / "scenes" / "mine.toml")
+
+
+def test_present_options_that_do_not_fit_are_one_line_each(capsys):
+    assert main(["present", "--start", "99"]) == 2
+    assert "--start 99: allowed: 1 to 11 (the lesson's steps)" in capsys.readouterr().err
+    assert main(["present", "--seeds", "0-4"]) == 2
+    assert "--seeds goes with --check" in capsys.readouterr().err
+    assert main(["present", "--serve", "--font-size", "99"]) == 2
+    assert "--font-size 99: allowed: an integer from 6 to 64" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """`vgtui present --check`: every step of a lesson runs headless (its preset and keys, as `vgtui run` runs them)
 and each question's measured answer must be the one the lesson states. The shipped workshop passes on the presets'
-seed here (about 20 s on one thread; on seeds 0-4 it was measured in the session notes); a lesson that states a
-wrong answer fails with exit 1 and says which step and what was measured."""
+seed here (about 30 s of one core; its header lists what seeds 0-4 measured); a lesson that states a wrong answer
+fails with exit 1 and says which step and what was measured."""
 
 from __future__ import annotations
 
