@@ -215,3 +215,19 @@ def test_present_serve_runs_the_lesson_in_each_tab_at_a_projector_font_size():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def test_a_diverged_run_takes_the_keys_with_the_guess():
+    """The run went NaN before the step's `at` and paused itself: it will never get there, so the guess (or enter)
+    sends the keys at once, as `vgtui run` takes the next scheduled toggles of a diverged run."""
+    app, sessions = make_app(start=4)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        fake = sessions.last
+        fake.advance(5)
+        fake.diverge()
+        await tick(app, pilot)
+        assert "the run has stopped" not in panel(app)  # (no question here: enter presses the keys)
+        assert "presses c\n" in panel(app) or "presses c " in panel(app)
+        await pilot.press("enter")
+        assert fake.commands == [Toggle("clip", "1")]

@@ -26,6 +26,7 @@ class StepView:
     now: int | None = None  # the run's step
     sent_at: int | None = None  # the run's step when the keys went out
     answer: Answer | None = None
+    stopped: bool = False  # the run diverged (or failed): it will not reach `at`, the keys go out with the guess
 
 
 def keys_text(keys: str) -> str:
@@ -58,7 +59,8 @@ def narration_text(view: StepView) -> Text:
     elif s.keys and view.phase == "ask":
         t.append("\n")
         t.append(" enter ", "bold reverse")
-        t.append(f" presses {keys_text(s.keys)}" + (f" at step {s.at}" if s.at else "") + "\n", "bold")
+        at = f" at step {s.at}" if s.at and not view.stopped else ""
+        t.append(f" presses {keys_text(s.keys)}{at}\n", "bold")
     if view.phase == "wait":
         now = f" (now {view.now})" if view.now is not None else ""
         t.append(f"keys {keys_text(s.keys) or '–'} at step {s.at}{now}…\n", "dim")
@@ -78,7 +80,11 @@ def narration_text(view: StepView) -> Text:
 def _when(view: StepView) -> str:
     """'the room's guess: a key above · the run waits at step 300 · then a a a i i (activation, init)'."""
     s = view.step
-    parts = ["the room's guess: a key above", f"the run waits at step {s.at}" if s.at else "the run waits"]
+    if view.stopped:
+        waits = "the run has stopped: the keys go out with the guess"
+    else:
+        waits = f"the run waits at step {s.at}" if s.at else "the run waits"
+    parts = ["the room's guess: a key above", waits]
     if s.keys:
         parts.append(f"then {keys_text(s.keys)} ({', '.join(dict.fromkeys(LESSON_KEYS[k] for k in s.keys))})")
     return " · ".join(parts) + "\n"

@@ -175,7 +175,8 @@ class PresentApp(VgtuiApp):
         answer = self.measurement.answer if self.measurement is not None else None
         phase = self._phase()
         now = snap.step if snap is not None and phase in ("wait", "measure") else None  # shown in these only
-        view = StepView(self.step, len(self.lesson.steps), phase, self.guess, now, self.sent_at, answer)
+        stopped = snap is not None and snap.status in ("diverged", "error")
+        view = StepView(self.step, len(self.lesson.steps), phase, self.guess, now, self.sent_at, answer, stopped)
         if view != self._shown:  # (a new text re-lays the screen out: only when it changed)
             self._shown = view
             self.narration.show(view)
