@@ -115,3 +115,34 @@ def test_a_resync_mid_run_repeats_no_step_and_the_end_says_done(watch_dir, tmp_p
     lines = _step_lines(out)
     assert [r["step"] for r in lines] == list(range(1, 61))
     assert lines[-1]["status"] == "done" and recorder.records == 60
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_long_run_before_the_join_comes_thinned_evenly_then_every_live_step(watch_dir, tmp_path):
+    """The README's promise: every step of a run up to 2,048 steps; a longer one thinned evenly to 2,048 lines."""
+    from vgtui.watch.hub import RESYNC_ROWS
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2))
+    opt = torch.optim.SGD(model.parameters(), 0.05)
+    before, after = RESYNC_ROWS + 500, 30
+    out = tmp_path / "long.jsonl"
+    writer = RunLogWriter(out)
+    with vgtui.watch(model, opt, name="long", quiet=True, publish_every=0.05, heavy_every=50) as w:
+        _train(model, opt, w, before)
+        wait_for(lambda: w.hub.reporter.step == before, 60, "the steps before the join published")
+        session = RecordingSession(w.target, read_only=True)
+        recorder = RunRecorder(writer)
+        session.on_frame = recorder.frame
+        session.start()
+        _train(model, opt, w, after)
+    wait_for(lambda: session.ended.is_set(), 30, "the end of the run")
+    session.stop()
+    recorder.flush()
+    writer.close()
+    steps = [r["step"] for r in _step_lines(out)]
+    assert steps == sorted(set(steps)) and steps[0] == 1
+    assert len([s for s in steps if s <= before]) == RESYNC_ROWS
+    assert steps[-after:] == list(range(before + 1, before + after + 1))
+    gaps = np.diff([s for s in steps if s <= before])
+    assert gaps.max() <= 2  # evenly: 2,548 steps in 2,048 lines

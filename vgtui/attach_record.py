@@ -10,8 +10,9 @@ is held back until the next frame, so that the publish of the same step (the fin
 Events, diagnoses and notices go in as they arrive; the format is the one `vgtui run --out` writes, so
 `vgtui replay` and `vgtui plot` read it.
 
-The hub keeps every step of a run up to 2,048 rows in a backfill; past that the backfill is thinned evenly, and a
-recorder that joins late records the earlier part at that resolution (every step from its join on).
+A backfill holds every step of a run up to 2,048 steps; a longer run's is thinned evenly to 2,048 rows (the hub's
+RESYNC_ROWS), so a recorder that joins late records the part before it at that resolution, and every step from its
+join on.
 """
 
 from __future__ import annotations
