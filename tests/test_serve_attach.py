@@ -210,3 +210,24 @@ def test_each_tab_runs_an_argument_list_with_the_checked_target(watched):
     control, _ = attach_tab(build_parser().parse_args(["serve", "--attach", NAME, "--control"]))
     assert "--read-only" not in control.args and READ_ONLY_ENV not in control.env
     assert tether(["--out=/etc/passwd"]) == 2  # a tab runs launch or attach, nothing else of the command line
+
+
+def test_a_tcp_run_needs_its_token_which_goes_to_the_tab_in_its_environment(watch_dir, tmp_path, capsys):
+    import torch
+
+    import vgtui
+    from vgtui.cli import build_parser
+    from vgtui.serve.attach_target import attach_tab
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    with vgtui.watch(model, opt, name="tcp", tcp=("127.0.0.1", 0), token="right-token-123", quiet=True) as w:
+        target = f"tcp://127.0.0.1:{w.tcp_port}"
+        tab, _ = attach_tab(build_parser().parse_args(["serve", "--attach", target, "--token-file", str(w.token_file)]))
+        assert tab.args[0] == target and tab.env["VGTUI_TOKEN"] == "right-token-123"
+        assert not any("right-token" in arg for arg in tab.args)  # not on a command line `ps` shows to every user
+        wrong = tmp_path / "wrong.token"
+        wrong.write_text("wrong-token-456\n")
+        assert main(["serve", "--attach", target, "--token-file", str(wrong)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "refused: not authenticated" in err, err
