@@ -207,7 +207,10 @@ def record(session: RecordingSession, out: str) -> int:
     finally:
         session.stop()
         recorder.flush()
-        writer.close()
+        if writer.lines == 0:
+            writer.discard()  # the run published nothing: no file (an empty one is not a run log)
+        else:
+            writer.close()
     last = session.latest()
     status = last.status if last else "gone"
     print(f"vgtui: {recorder.records} steps recorded to {out} (the last: {recorder.last_step}); the run is {status}",
