@@ -192,12 +192,12 @@ def test_present_serve_runs_the_lesson_in_each_tab_at_a_projector_font_size():
 
     from vgtui.cli import build_parser
     from vgtui.present_cli import served_args
-    from vgtui.serve.tether import cli_args
+    from vgtui.serve.tether import COMMANDS
 
     args = build_parser().parse_args(["present", "--serve", "--start", "4", "--theme", "light"])
-    tab = served_args(args, "/l/workshop.toml")
-    assert cli_args(tab) == ["present", "/l/workshop.toml", "--start", "4", "--device", "auto", "--theme", "light"]
-    assert cli_args(["deep-sigmoid"]) == ["launch", "deep-sigmoid"]
+    assert served_args(args, "/l/workshop.toml") == ["/l/workshop.toml", "--start", "4", "--device", "auto",
+                                                     "--theme", "light"]  # fmt: skip
+    assert "present" in COMMANDS  # the tether runs `vgtui present ARGS` in each tab
     root = Path(__file__).resolve().parent.parent
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "vgtui.cli", "present", "--serve", "--port", str(port)],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -198,21 +199,32 @@ def test_an_error_on_the_norms_thread_hands_the_norms_back_to_the_training_threa
     x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
     with vgtui.watch(model, opt, name="core2", quiet=True, publish_every=0.01) as w:
         s = connect("core2")
-        truth = []
-        for _ in range(12):
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            truth.append(model[0].weight.grad.norm().item())
-            w.log(loss=loss)
-            opt.step()
-        wait_for(lambda: s.latest() is not None and s.latest().step == 12, 30, "twelve steps")
+        truth: list[float] = []
+
+        def told() -> bool:
+            return s.latest() is not None and any("kaput" in n.text for n in s.latest().notices)
+
+        def steps(n: int) -> None:
+            for _ in range(n):
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                truth.append(model[0].weight.grad.norm().item())
+                w.log(loss=loss)
+                opt.step()
+
+        steps(6)
+        while not told() and len(truth) < 2000:  # the thread fails when it gets to it (a loaded box: later)
+            steps(1)
+            time.sleep(0.005)
+        steps(8)
+        wait_for(lambda: s.latest().step == len(truth), 30, "every step")
         assert any("kaput" in n.text and "training thread" in n.text for n in s.latest().notices)
         shown = s.history.view()["grad_norm"][:, 0]
         lost = np.isnan(shown)
         assert lost[1] and not lost[0] and s.latest().status == "running"
         back = int(np.argmin(lost[1:])) + 1  # the first step the training thread measured again
-        assert not lost[back:].any() and back <= 7
+        assert not lost[back:].any() and lost[1:back].all()
         np.testing.assert_allclose(shown[~lost], np.array(truth)[~lost], rtol=1e-5)
         s.stop()
     assert "stopped watching" not in capsys.readouterr().err

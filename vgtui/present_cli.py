@@ -107,8 +107,8 @@ def cmd_present(args: argparse.Namespace) -> int:
 
 
 def served_args(args: argparse.Namespace, lesson_path: str) -> list[str]:
-    """What each browser tab runs, after `--present` (vgtui/serve/tether.py): this lesson, from the same step."""
-    parts = ["--present", lesson_path, "--start", str(args.start), "--device", args.device]
+    """The `vgtui present` arguments each browser tab runs: this lesson, from the same step."""
+    parts = [lesson_path, "--start", str(args.start), "--device", args.device]
     if args.refresh_hz is not None:
         parts += ["--refresh-hz", str(args.refresh_hz)]
     if args.theme:
@@ -121,16 +121,17 @@ def _serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from vgtui.cli import chosen_theme
+    from vgtui.lesson import default_lesson_path
+    from vgtui.serve.server import Tab
     from vgtui.serve.start import prepare
 
     if not 6 <= args.font_size <= 64:
         raise ValueError(f"--font-size {args.font_size}: allowed: an integer from 6 to 64")
     if args.theme:
         chosen_theme(args.theme)
-    from vgtui.lesson import default_lesson_path
-
     path = str(Path(args.lesson or default_lesson_path()).resolve())
-    server, banner = prepare(args, served_args(args, path))
+    tab = Tab("present", tuple(served_args(args, path)), title="vgtui present", each="trains a model")
+    server, banner = prepare(args, tab)
     for line in banner:
         print(line, file=sys.stderr)
     server.serve()

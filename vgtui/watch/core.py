@@ -145,13 +145,7 @@ class StepHooks(Controls):
                 self._skipped(self._logs - 1)
             self._logs = 0
             grads = meter.grads()
-            off = self.offload
-            if off is not None and off.failed is not None:  # this thread takes the norms from now on
-                self._notices.append(("warn", f"the vgtui-norms thread failed ({_one_line(off.failed)}):"
-                                              " the gradient norms are taken on the training thread"))  # fmt: skip
-                off.flush()  # the steps it holds come back NaN, then the thread ends
-                off.close(wait=False)
-                self.offload = off = None
+            off = self._offload_alive()
             if self.clip is None and off is not None and off.safe(grads):
                 self._grads, self._row = grads, (None, self._loss, self._acc, None)  # norms after the step
             else:
@@ -258,11 +252,24 @@ class StepHooks(Controls):
         if self.heavy_due(2):
             self.probes.arm()
 
+    def _offload_alive(self) -> Offload | None:
+        """The vgtui-norms thread, unless it failed: then this thread takes the norms from now on."""
+        off = self.offload
+        if off is not None and off.failed is not None:
+            self._notices.append(("warn", f"the vgtui-norms thread failed ({_one_line(off.failed)}):"
+                                          " the gradient norms are taken on the training thread"))  # fmt: skip
+            off.flush()  # the steps it holds come back NaN, then the thread ends
+            off.close(wait=False)
+            self.offload = off = None
+        return off
+
     def _off_norms(self, grads: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]] | int:
         """A vgtui-norms ticket for this step's norms, or the norms themselves where too many steps wait."""
         assert self.offload is not None and self.meter is not None
         ticket = self.offload.submit(grads)
         if ticket is not None:
+            assert self.rows is not None
+            self.rows.issuer = self.offload
             return ticket
         with torch.no_grad():
             return self.meter.plan.norms(grads, self.meter.scratch)
@@ -319,9 +326,10 @@ class StepHooks(Controls):
         self._events, self._notices = [], []
         self._metric_tensors = {}
         if not self._cuda:  # the hub thread packs it
-            if self.offload is not None:
-                self.offload.flush()
-            self.hub.publish(CpuPack(rows, heavies, [t for _, t in metrics], self.offload, batch))
+            self._offload_alive()
+            if rows is not None and rows.issuer is not None:
+                rows.issuer.flush()  # its tickets are in these rows (if it failed, they come back NaN)
+            self.hub.publish(CpuPack(rows, heavies, [t for _, t in metrics], batch))
             return
         parts, batch.light = rows.pack() if rows is not None and len(rows) else ([], None)
         parts += heavies

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from vgtui.watch.light import LightRows, scalar
-from vgtui.watch.offload import Offload
 from vgtui.watch.report import Batch
 
 
@@ -30,12 +29,11 @@ class CpuPack:
     of them still being taken by the vgtui-norms thread, the heavy rows and the metrics, into one float32 array."""
 
     def __init__(self, rows: LightRows | None, heavies: list[torch.Tensor], metrics: list[torch.Tensor],
-                 offload: Offload | None, batch: Batch) -> None:  # fmt: skip
-        self.rows, self.heavies, self.metrics, self.offload, self.batch = rows, heavies, metrics, offload, batch
+                 batch: Batch) -> None:  # fmt: skip
+        self.rows, self.heavies, self.metrics, self.batch = rows, heavies, metrics, batch
 
     def result(self) -> Batch:
-        take = self.offload.take if self.offload is not None else None
-        parts, self.batch.light = self.rows.pack(take) if self.rows is not None and len(self.rows) else ([], None)
+        parts, self.batch.light = self.rows.pack() if self.rows is not None and len(self.rows) else ([], None)
         parts += self.heavies
         if self.metrics:
             parts.append(torch.stack([scalar(t) for t in self.metrics]))

@@ -11,8 +11,9 @@ together once per publish (a few stacks and one cat), and the host reorders it (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,6 +76,7 @@ class LightRows:
 
     def clear(self) -> None:
         self.norms: list[tuple[list[torch.Tensor], list[torch.Tensor]] | int] = []  # or a vgtui-norms ticket
+        self.issuer: Any = None  # the vgtui.watch.offload.Offload whose tickets these are
         self.loss: list[tuple[int, torch.Tensor]] = []
         self.acc: list[tuple[int, torch.Tensor]] = []
         self.clip: list[tuple[int, torch.Tensor, torch.Tensor]] = []
@@ -100,17 +102,15 @@ class LightRows:
             self.clip.append((row, *clip))
         self.k += 1
 
-    def pack(self, take: Callable[[int], tuple[list[torch.Tensor], list[torch.Tensor]]] | None = None,
-             ) -> tuple[list[torch.Tensor], LightLayout]:  # fmt: skip
-        """1-d float32 parts (to be concatenated with the rest of a publish) and their layout; `take` gives the
-        norms of a vgtui-norms ticket (vgtui.watch.offload)."""
+    def pack(self) -> tuple[list[torch.Tensor], LightLayout]:
+        """1-d float32 parts (to be concatenated with the rest of a publish) and their layout; the norms of a
+        vgtui-norms ticket come from its issuer (vgtui.watch.offload: waits for them, so not on the training thread)."""
         parts: list[torch.Tensor] = []
         singles: list[torch.Tensor] = []
         groups: list[list[torch.Tensor]] = [[] for _ in self.plan.groups]
         for norms in self.norms:
             if isinstance(norms, int):
-                assert take is not None, "a vgtui-norms ticket without its thread"
-                norms = take(norms)
+                norms = self.issuer.take(norms)
             singles.extend(norms[0])
             for kept, g in zip(groups, norms[1], strict=True):
                 kept.append(g)
