@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from test_present import Sessions, lesson
 
+from vgtui.tui.app import PENDING_SHOWN
 from vgtui.tui.present import PresentApp
 
 try:
@@ -47,6 +48,8 @@ def test_present_shows_the_answer_beside_the_guess_80x24(snap_compare):
         await settle(pilot)
         await pilot.press("1")
         sessions.last.advance(100)
+        await settle(pilot)
+        await pilot.pause(PENDING_SHOWN + 0.3)  # the status bar's '✓ … applied' note is gone: the same frame always
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=guess_and_measure)
