@@ -13,8 +13,9 @@ model's meaning. So a module is swapped only where its data flow is known to be 
 - and in both cases it **ran** in the first training step's forward pass (else the model calls F.* there), and it
   is **not the output activation**: some weight-bearing module runs after its last call in that step.
 
-Refused with one reason: without allow_swap, a compiled model (torch.compile: a swap would recompile it mid-run),
-no activation module ran (F.* calls), another target than relu / leaky_relu (or the original kind, to undo), no
+Refused with one reason: without allow_swap, a compiled model (torch.compile: a swap would recompile it mid-run;
+seen as a compiled module, in a forward hook while compiling, or as no forward hook running at all in the first
+step: a compiled graph may run without them), no activation module ran (F.* calls), another target than relu / leaky_relu (or the original kind, to undo), no
 module passing the rules above. A module carrying a hook someone else registered is left alone (the hook would be
 lost). Nothing else of the model changes: the new modules are vgtui's own (not in place), the original objects are
 kept untouched for the undo.
@@ -41,6 +42,10 @@ MAX_CALLS = 100_000  # forward calls recorded in the first step (a long recurren
 COMPILED = (
     "your model is compiled (torch.compile): swapping a module would recompile it mid-run; change the activation "
     "in your code"
+)
+UNSEEN = (
+    "vgtui's forward hooks did not run in your model's first step (a model compiled with torch.compile runs "
+    "without them): swapping a module would recompile it; change the activation in your code"
 )
 NO_MODULES = (
     "no activation module ran in your model's forward pass (it calls F.* functions?): vgtui can swap only "
@@ -139,6 +144,8 @@ class Swapper:
         if self.compiled or _compiled(self.model):
             self.compiled = True
             return False, COMPILED
+        if not self.calls:
+            return False, UNSEEN
         if not self.targets:
             ran = any(_is_activation(m) and id(m) in set(self.calls) for m in self.model.modules())
             return False, NONE_SAFE if ran else NO_MODULES
