@@ -233,3 +233,18 @@ def test_without_allow_swap_the_viewer_is_told_how_to_allow_it():
         assert type(loop.model[1]) is nn.Sigmoid
         assert "activation" not in s.latest().model.capabilities
         s.stop()
+
+
+def test_the_dashboards_activation_key_cycles_a_watched_model_through_the_swap_and_back():
+    from vgtui.contract import ModelState
+    from vgtui.tui.keys import toggle_for
+
+    caps = ("pause", "clip", "activation", "activation_from=tanh")
+    user = ModelState("user", "tanh", "yours", False, False, None, 0.1, 3, "", capabilities=caps)
+    values = []
+    for _ in range(3):
+        values.append(toggle_for("activation", user).value)
+        user = ModelState("user", values[-1], "yours", False, False, None, 0.1, 3, "", capabilities=caps)
+    assert values == ["relu", "leaky_relu", "tanh"]
+    no_swap = ModelState("user", "sigmoid", "yours", False, False, None, 0.1, 3, "")
+    assert toggle_for("activation", no_swap).value == "relu"  # sent anyway: the answer says how to allow it

@@ -15,10 +15,10 @@ model's meaning. So a module is swapped only where its data flow is known to be 
 
 Refused with one reason: without allow_swap, a compiled model (torch.compile: a swap would recompile it mid-run;
 seen as a compiled module, in a forward hook while compiling, or as no forward hook running at all in the first
-step: a compiled graph may run without them), no activation module ran (F.* calls), another target than relu / leaky_relu (or the original kind, to undo), no
-module passing the rules above. A module carrying a hook someone else registered is left alone (the hook would be
-lost). Nothing else of the model changes: the new modules are vgtui's own (not in place), the original objects are
-kept untouched for the undo.
+step: a compiled graph may run without them), no activation module ran (F.* calls), another target than relu /
+leaky_relu (or the original kind, to undo), no module passing the rules above. A module carrying a hook someone
+else registered is left alone (the hook would be lost). Nothing else of the model changes: the new modules are
+vgtui's own (not in place), the original objects are kept untouched for the undo.
 """
 
 from __future__ import annotations
