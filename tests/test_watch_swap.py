@@ -248,3 +248,14 @@ def test_the_dashboards_activation_key_cycles_a_watched_model_through_the_swap_a
     assert values == ["relu", "leaky_relu", "tanh"]
     no_swap = ModelState("user", "sigmoid", "yours", False, False, None, 0.1, 3, "")
     assert toggle_for("activation", no_swap).value == "relu"  # sent anyway: the answer says how to allow it
+
+
+def test_the_diagnosis_offers_the_swap_live_only_where_it_can_be_done():
+    from vgtui.contract import Verdict
+    from vgtui.tui.series import remedy_key
+    from vgtui.watch.remedies import IN_CODE, for_user
+
+    verdict = (Verdict("vanishing", "alarm", "The gradient vanishes.", ()),)
+    live = for_user(verdict, swap=True)[0].remedies[0]
+    assert not live.startswith(IN_CODE) and remedy_key(live) == "a"
+    assert for_user(verdict)[0].remedies[0].startswith(IN_CODE)

@@ -81,11 +81,17 @@ def check(command: Command, n_layers: int, swap: bool = False) -> Command:
     raise Refused(f"unknown command {type(command).__name__}")
 
 
-def for_user(verdicts: tuple[Verdict, ...]) -> tuple[Verdict, ...]:
-    """The diagnoser's verdicts with the remedies that apply to a user's model (architecture ones in words)."""
+LIVE_SWAP = "ReLU / Leaky ReLU in place of the hidden sigmoid/tanh (a), live and undoable"
+
+
+def for_user(verdicts: tuple[Verdict, ...], swap: bool = False) -> tuple[Verdict, ...]:
+    """The diagnoser's verdicts with the remedies that apply to a user's model (architecture ones in words);
+    with `swap` (allow_swap and modules it can swap) the activation remedy is live."""
     out = []
     for v in verdicts:
         remedies = USER_REMEDIES.get(v.code, v.remedies)
+        if swap and v.code in ("vanishing", "saturated"):
+            remedies = (LIVE_SWAP, *remedies[1:])
         text = v.text.replace("Turn gradient clipping on, then reset.", "Turn gradient clipping on (c).")
         text = text.replace("; training paused", "").replace("(chance level is", "(the first loss was")
         out.append(Verdict(v.code, v.severity, text, remedies))

@@ -206,7 +206,7 @@ class Reporter:
             gain_product=h.get("gain_product"),
             layer_names=self.layers.names,
         )
-        self.verdicts = remedies.for_user(self.diagnoser.update(obs))
+        self.verdicts = remedies.for_user(self.diagnoser.update(obs), "activation" in self.layers.capabilities)
 
     def _diverged(self) -> bool:
         """A logged loss or the gradient norm went NaN/Inf (a loss never logged is NaN too: that is no divergence)."""
