@@ -74,18 +74,16 @@ class Controls:
             probes.disarm()  # vgtui's own hooks are not left on a module it takes out, nor mistaken for the user's
         try:
             applied, text = self.swap.apply(value)
+            if applied:
+                self.acts = find_activations(self.model)
+                if probes is not None:
+                    probes.acts = self.acts
         finally:
             if probes is not None and armed:
                 probes.arm()
         if not applied:
             self._notices.append(("warn", f"not applied: {text}"))
             return
-        self.acts = find_activations(self.model)
-        if probes is not None:
-            probes.disarm()
-            probes.acts = self.acts
-            if armed:
-                probes.arm()
         if self.info is not None:
             kind = self.swap.kind or dominant_activation(self.acts)
             self.info = dataclasses.replace(self.info, activation=kind)

@@ -12,7 +12,9 @@ counter. At step() the pre-hook (before vgtui's own clipping) compares:
   optimizer.step) and its scale multiplied back in, on the device. A factor that is an exact power of two below
   1/2 (an unscale vgtui did not find) is not taken for clipping (report.user_clip_factor).
 
-Off under torch.distributed with several ranks: the hook there sees the rank's local gradient before the
+One weight stands for all (global-norm clipping scales them alike): clipping that leaves that weight out goes
+unseen, and per-element clipping (clip_grad_value_) shows as that weight's norm ratio. Off under
+torch.distributed with several ranks: the hook there sees the rank's local gradient before the
 all-reduce (pitfall 3), so the ratio would mean nothing. Ordinary steps pay one attribute check.
 """
 
