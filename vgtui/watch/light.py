@@ -11,7 +11,7 @@ together once per publish (a few stacks and one cat), and the host reorders it (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,8 +74,7 @@ class LightRows:
         self.clear()
 
     def clear(self) -> None:
-        self.singles: list[torch.Tensor] = []
-        self.groups: list[list[torch.Tensor]] = [[] for _ in self.plan.groups]
+        self.norms: list[tuple[list[torch.Tensor], list[torch.Tensor]] | int] = []  # or a vgtui-norms ticket
         self.loss: list[tuple[int, torch.Tensor]] = []
         self.acc: list[tuple[int, torch.Tensor]] = []
         self.clip: list[tuple[int, torch.Tensor, torch.Tensor]] = []
@@ -86,13 +85,12 @@ class LightRows:
     def __len__(self) -> int:
         return self.k
 
-    def add(self, singles: list[torch.Tensor], groups: list[torch.Tensor], loss: object, acc: object,
+    def add(self, norms: tuple[list[torch.Tensor], list[torch.Tensor]] | int, loss: object, acc: object,
             clip: tuple[torch.Tensor, torch.Tensor] | None) -> None:  # fmt: skip
-        """One step's numbers; loss/acc: a tensor (kept as it is), a Python number or None."""
+        """One step's numbers. norms: (singles, groups) as LightPlan.norms gives them, or a vgtui-norms ticket;
+        loss/acc: a tensor (kept as it is), a Python number or None."""
         row = self.k
-        self.singles.extend(singles)
-        for kept, g in zip(self.groups, groups, strict=True):
-            kept.append(g)
+        self.norms.append(norms)
         for value, tensors, host in ((loss, self.loss, self.host_loss), (acc, self.acc, self.host_acc)):
             if isinstance(value, torch.Tensor):
                 tensors.append((row, value))
@@ -102,12 +100,23 @@ class LightRows:
             self.clip.append((row, *clip))
         self.k += 1
 
-    def pack(self) -> tuple[list[torch.Tensor], LightLayout]:
-        """1-d float32 parts (to be concatenated with the rest of a publish) and their layout."""
+    def pack(self, take: Callable[[int], tuple[list[torch.Tensor], list[torch.Tensor]]] | None = None,
+             ) -> tuple[list[torch.Tensor], LightLayout]:  # fmt: skip
+        """1-d float32 parts (to be concatenated with the rest of a publish) and their layout; `take` gives the
+        norms of a vgtui-norms ticket (vgtui.watch.offload)."""
         parts: list[torch.Tensor] = []
-        if self.singles:
-            parts.append(torch.stack(self.singles))
-        for kept in self.groups:
+        singles: list[torch.Tensor] = []
+        groups: list[list[torch.Tensor]] = [[] for _ in self.plan.groups]
+        for norms in self.norms:
+            if isinstance(norms, int):
+                assert take is not None, "a vgtui-norms ticket without its thread"
+                norms = take(norms)
+            singles.extend(norms[0])
+            for kept, g in zip(groups, norms[1], strict=True):
+                kept.append(g)
+        if singles:
+            parts.append(torch.stack(singles))
+        for kept in groups:
             if kept:
                 parts.append(torch.cat(kept))
         for tensors in (self.loss, self.acc):

@@ -92,11 +92,11 @@ class UserClip:
             self.factor = None
 
     def pack(self) -> tuple[list[torch.Tensor], list[tuple[int, float | None]]]:
-        """The device factors (one 1-d part) and (row, host value or None: the next value of that part)."""
+        """The device factors (0-d, in order) and (row, host value, or None: the next of those factors)."""
         tensors = [f for _, f in self.rows if isinstance(f, torch.Tensor)]
         layout = [(row, None if isinstance(f, torch.Tensor) else float(f)) for row, f in self.rows]
         self.rows = []
-        return ([torch.stack(tensors).reshape(-1)] if tensors else []), layout
+        return tensors, layout
 
 
 def _scaler_scale(frame: Any) -> torch.Tensor | None:
