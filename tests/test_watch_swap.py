@@ -15,6 +15,7 @@ from watch_helpers import one_torch_thread_fixture, wait_for, watch_dir_fixture 
 import vgtui
 from vgtui.attach import connect
 from vgtui.contract import Toggle
+from vgtui.watch import swap as swap_module
 from vgtui.watch.swap import Swapper
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "watch_dir")
@@ -119,7 +120,7 @@ def test_modules_the_user_lists_are_the_only_ones_swapped_and_never_the_output()
         Swapper(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), allow=["1"])
 
 
-def test_refusals_name_their_reason():
+def test_refusals_name_their_reason(monkeypatch):
     x = torch.randn(8, 2)
     assert "allow_swap=True" in Swapper(deep_mlp(), False).apply("relu")[1]
 
@@ -140,6 +141,9 @@ def test_refusals_name_their_reason():
     assert not applied and "never the output activation" in text and type(only_output[1]) is nn.Sigmoid
     applied, text = _swapper(deep_mlp(), x=x).apply("sigmoid")
     assert not applied and "no swap to undo" in text
+    monkeypatch.setattr(swap_module, "_several_ranks", lambda: True)
+    applied, text = _swapper(deep_mlp(), x=x).apply("relu")
+    assert not applied and "torch.distributed ranks" in text
 
 
 def test_a_compiled_model_is_refused():

@@ -15,7 +15,8 @@ model's meaning. So a module is swapped only where its data flow is known to be 
 
 Refused with one reason: without allow_swap, a compiled model (torch.compile: a swap would recompile it mid-run;
 seen as a compiled module, in a forward hook while compiling, or as no forward hook running at all in the first
-step: a compiled graph may run without them), no activation module ran (F.* calls), another target than relu /
+step: a compiled graph may run without them), several torch.distributed ranks (a swap on rank 0 alone would split
+the model), no activation module ran (F.* calls), another target than relu /
 leaky_relu (or the original kind, to undo), no module passing the rules above. A module carrying a hook someone
 else registered is left alone (the hook would be lost). Nothing else of the model changes: the new modules are
 vgtui's own (not in place), the original objects are kept untouched for the undo.
@@ -42,6 +43,10 @@ MAX_CALLS = 100_000  # forward calls recorded in the first step (a long recurren
 COMPILED = (
     "your model is compiled (torch.compile): swapping a module would recompile it mid-run; change the activation "
     "in your code"
+)
+RANKS = (
+    "this run has several torch.distributed ranks: a swap would have to happen on every rank at the same step, "
+    "which vgtui does not do yet; change the activation in your code"
 )
 UNSEEN = (
     "vgtui's forward hooks did not run in your model's first step (a model compiled with torch.compile runs "
@@ -144,6 +149,8 @@ class Swapper:
         if self.compiled or _compiled(self.model):
             self.compiled = True
             return False, COMPILED
+        if _several_ranks():
+            return False, RANKS
         if not self.calls:
             return False, UNSEEN
         if not self.targets:
@@ -285,6 +292,11 @@ def _foreign_hooks(module: nn.Module) -> bool:
 def _compiled(model: nn.Module) -> bool:
     """torch.compile(model) handed to vgtui, or model.compile() called on it."""
     return type(model).__name__ == "OptimizedModule" or getattr(model, "_compiled_call_impl", None) is not None
+
+
+def _several_ranks() -> bool:
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def _listing(paths: list[str], limit: int = 6) -> str:
