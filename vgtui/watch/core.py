@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from vgtui.contract import Event
+from vgtui.watch.cadence import DEFAULT as DEFAULT_EVERY
 from vgtui.watch.cadence import Cadence
 from vgtui.watch.control import Controls
 from vgtui.watch.handover import CpuPack, CudaTransfer
@@ -64,7 +65,8 @@ class StepHooks(Controls):
         self.userclip = UserClip(next((p for p in self.params if p.dim() >= 2), self.params[0]))
         self.blocks = blocks
         self.keep = keep
-        self.cadence = Cadence(heavy_every)
+        # ranks of a process group must agree on the heavy steps (their collectives): the cadence stays fixed there
+        self.cadence = Cadence(heavy_every if heavy_every is not None or not _distributed() else DEFAULT_EVERY)
         self.publish_every = publish_every
         self.hist_layer = hist_layer
         self.copy_limit = copy_limit
@@ -400,6 +402,11 @@ class StepHooks(Controls):
         self.userclip.disarm()
         if self.probes is not None:
             self.probes.disarm()
+
+
+def _distributed() -> bool:
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def _one_line(exc: BaseException) -> str:
