@@ -18,6 +18,8 @@ from vgtui.tui.picker import ClipPrompt, PresetPicker
 class DashboardActions:
     """Key actions. Relies on VgtuiApp for send(), notify(), push_screen(), snap, config and session."""
 
+    LESSON = False  # vgtui present: n and p move through the lesson (the help says so)
+
     def model(self) -> ModelState | None:
         """The model as the app believes it is now (snapshot, pending toggles, or the config)."""
         if self._optimistic is not None:
@@ -156,7 +158,7 @@ class DashboardActions:
         if isinstance(self.screen, HelpScreen):
             return
         if not self.is_screen_installed("help"):
-            self.install_screen(HelpScreen(), "help")
+            self.install_screen(HelpScreen(lesson=self.LESSON), "help")
         self.push_screen("help")
 
     def action_presets(self) -> None:
