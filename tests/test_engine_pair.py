@@ -8,8 +8,8 @@ import pytest
 import torch
 from helpers import preset
 
-from vgtui.engine.pair import TrainerPair, compare_label, fork_trainer, parse_compare
-from vgtui.engine.toggles import ToggleError
+from vgtui.engine.pair import TrainerPair, fork_trainer
+from vgtui.engine.toggles import ToggleError, compare_label, parse_compare
 from vgtui.engine.trainer import Trainer
 
 

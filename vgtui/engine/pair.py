@@ -13,28 +13,9 @@ from collections.abc import Sequence
 
 import torch
 
-from vgtui.contract import Command, Event, Toggle
-from vgtui.engine.toggles import ToggleError, parse_remedy
+from vgtui.contract import Event, Toggle
+from vgtui.engine.toggles import ToggleError, compare_label, parse_compare  # noqa: F401 (parse_compare: re-export)
 from vgtui.engine.trainer import Trainer
-
-
-def parse_compare(text: str) -> tuple[Toggle, ...]:
-    """'activation=leaky_relu,init=he' (',' or '+' between toggles) -> the toggles, validated. A ToggleError
-    names what was wrong and what is allowed."""
-    parts = [p.strip() for p in text.replace(",", "+").split("+")]
-    if not text.strip() or not all(parts):
-        raise ToggleError(f"--compare {text!r}: expected toggles joined by ',', e.g. activation=leaky_relu,init=he")
-    commands: list[Command] = parse_remedy("+".join(parts))
-    toggles = [c for c in commands if isinstance(c, Toggle)]
-    if len(toggles) != len(commands):
-        raise ToggleError(f"--compare {text!r}: only toggles (name=value), not reset; e.g. activation=leaky_relu")
-    return tuple(toggles)
-
-
-def compare_label(toggles: Sequence[Toggle], step: int) -> str:
-    """The legend of run B: 'B: leaky_relu+he @ 300' (values of the model's kind, name=value for the rest)."""
-    names = "+".join(Event(step, t.name, t.value).label.rsplit(" @ ", 1)[0] for t in toggles) or "same"
-    return f"B: {names} @ {step}"
 
 
 def fork_trainer(trainer: Trainer, toggles: Sequence[Toggle] = ()) -> tuple[Trainer, list[Event]]:
@@ -89,5 +70,3 @@ class TrainerPair:
             self.a = self.b
         self.b, self.toggles, self.fork_step = None, (), None
         return self.a
-
-
