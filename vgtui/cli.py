@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from vgtui import __version__
+from vgtui.compare_cli import add_compare_args, compare_options
 from vgtui.config import ConfigError, RunConfig, apply_sets
 from vgtui.contract import Toggle
 from vgtui.printed import CHARTS
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  vgtui run deep-sigmoid --toggle 300:activation=leaky_relu --toggle 300:init=he\n"
         "  vgtui run exploding --set train.clip=1.0",
     )
+    run.epilog += '\n  vgtui run deep-sigmoid --compare "activation=leaky_relu,init=he" --out ab.jsonl'
     run.add_argument("preset", help="preset name or path to a .toml file")
     run.add_argument("--steps", type=int, default=None, help="number of steps (default: the preset's train.steps)")
     run.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's train.seed)")
@@ -111,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar and no charts, only the summary")
     run.add_argument("--plot", action="store_true",
                      help="print the closing charts even when stdout is not a terminal (a CI log)")  # fmt: skip
+    add_compare_args(run)
 
     replay = sub.add_parser(
         "replay",
@@ -239,6 +242,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ToggleError(f"--toggle {step}:{toggle.name}={_clip(toggle.value)}: {exc}") from None
     if args.force and not args.out:
         return _fail("--force overwrites the --out file; give --out FILE.jsonl too")
+    compare, fork_at = compare_options(args, config)
     writer = None
     if args.out is not None:
         from vgtui.runlog import RunLogWriter
@@ -251,7 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             writer.discard()
         raise
     return run_headless(config, schedule, device=args.device, out=writer, quiet=args.quiet,
-                        plot=True if args.plot else None)  # fmt: skip
+                        plot=True if args.plot else None, compare=compare, fork_at=fork_at)  # fmt: skip
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
