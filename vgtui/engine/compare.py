@@ -9,6 +9,7 @@ the run `Target` names (B once forked); pause, resume, step and layer choice go 
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -43,6 +44,19 @@ RUN_STATE = ("trainer", "history", "_last", "_diagnoser", "_verdicts", "_events"
              "_steps_left", "_error")  # fmt: skip
 
 
+class _AllDone(threading.Event):
+    """`done` of a comparison: set only once no run can step any more (A diverged while B trains on: not done)."""
+
+    def __init__(self, session: CompareSession) -> None:
+        super().__init__()
+        self.session = session
+
+    def set(self) -> None:
+        b = getattr(self.session, "b", None)
+        if b is None or not Session._should_step(b) or self.session._stop.is_set():
+            super().set()
+
+
 class CompareSession(Session):
     """A Session (run A) with an optional run B. `compare`: B's toggles; forked at step `fork_at` (0: from the
     start, None: only when a Fork command comes). `on_publish_b` subscribes to B's publishes (its run log)."""
@@ -58,6 +72,7 @@ class CompareSession(Session):
         **options: Any,
     ) -> None:
         super().__init__(config, device, **options)
+        self.done = _AllDone(self)
         self.compare_toggles: tuple[Toggle, ...] = tuple(compare or ())
         self.b: Session | None = None
         self.fork_step = 0
@@ -103,7 +118,8 @@ class CompareSession(Session):
         self.b, self.fork_step, self.target = b, step, "B"
         self.label = compare_label(toggles, step)
         self._notify("info", f"comparing: {self.label}; toggle keys now go to B (w sends them to A)")
-        b._publish(force=True)
+        if self._thread is not None:  # (before start: the worker's first publish publishes B too, after the meta)
+            b._publish(force=True)
 
     def _end(self, keep: str) -> None:
         b = self.b
@@ -193,14 +209,9 @@ class CompareSession(Session):
         return any(Session._should_step(r) for r in self._runs())
 
     def _publish(self, force: bool = False) -> None:
-        b = self.b
-        if b is not None:
-            b._publish(force)  # first, so that A's snapshot carries B's newest
-            if b._status in ("diverged", "error"):
-                b.done.clear()
+        if self.b is not None:
+            self.b._publish(force)  # first, so that A's snapshot carries B's newest
         super()._publish(force)
-        if b is not None and self.done.is_set() and Session._should_step(b):
-            self.done.clear()  # A is over, B is not: a headless run goes on
 
     def _snapshot(self, step: int) -> Snapshot:
         snap = super()._snapshot(step)
