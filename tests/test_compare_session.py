@@ -1,0 +1,95 @@
+"""A live comparison, behind the Session face (in a thread and in a child process): `Fork` makes run B from run A
+at the current step, toggles then go to B (or A, after `Target`), `EndCompare` keeps the chosen run."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from helpers import preset
+
+from vgtui.contract import EndCompare, Fork, Pause, Step, Target, Toggle
+from vgtui.engine.compare import CompareSession
+from vgtui.engine.process import ProcessSession
+
+SMALL = ("model.depth=6", "model.width=16")
+
+
+def wait(session, predicate, timeout: float = 60.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        snap = session.latest()
+        if snap is not None and predicate(snap):
+            return snap
+        time.sleep(0.02)
+    raise AssertionError(f"timed out; last snapshot at step {getattr(session.latest(), 'step', None)}")
+
+
+@pytest.fixture(params=["thread", "process"])
+def session(request):
+    cls = CompareSession if request.param == "thread" else ProcessSession
+    s = cls(preset("deep-sigmoid", *SMALL), device="cpu").start()
+    yield s
+    s.stop(timeout=3.0)
+
+
+def test_fork_target_and_end_keeping_b(session):
+    wait(session, lambda s: s.step >= 30)
+    session.send(Pause())
+    paused = wait(session, lambda s: s.status == "paused")
+    session.send(Fork((Toggle("activation", "leaky_relu"), Toggle("init", "he"))))
+    snap = wait(session, lambda s: s.compare is not None)
+    k = paused.step
+    assert snap.compare.fork_step == k and snap.compare.label == f"B: leaky_relu+he @ {k}"
+    assert snap.compare.target == "B" and snap.compare.b.step == k
+    assert snap.compare.b.model.activation == "leaky_relu" and snap.model.activation == "sigmoid"
+    session.send(Step(5))  # both runs step, in lockstep
+    snap = wait(session, lambda s: s.step == k + 5 and s.compare.b.step == k + 5)
+    session.send(Toggle("lr", "0.02"))  # goes to B
+    session.send(Target("A"))
+    session.send(Toggle("skip", "on"))  # goes to A
+    snap = wait(session, lambda s: s.model.skip and s.compare.b.lr == 0.02)
+    assert snap.lr == 0.01 and not snap.compare.b.model.skip and snap.compare.target == "A"
+    session.send(Step(3))
+    wait(session, lambda s: s.compare.b.step == k + 8)
+    assert session.history_b is not None
+    b_steps = session.history_b.view().steps
+    assert b_steps[0] > k and b_steps[-1] == k + 8  # B's history starts at the fork
+    session.send(EndCompare("B"))
+    snap = wait(session, lambda s: s.compare is None)
+    assert snap.model.activation == "leaky_relu" and snap.lr == 0.02
+    assert session.history_b is None
+    session.send(Step(2))
+    wait(session, lambda s: s.step == k + 10)
+    steps = session.history.view().steps
+    assert steps[0] > k and steps[-1] == k + 10  # the kept run's history is B's
+
+
+def test_launch_compare_forks_at_step_0():
+    s = CompareSession(preset("deep-sigmoid", *SMALL), device="cpu", compare=(Toggle("init", "he"),)).start()
+    try:
+        snap = wait(s, lambda x: x.compare is not None and x.compare.b.step >= 20)
+        assert snap.compare.label == "B: he @ 0" and snap.compare.b.model.init == "he"
+        s.send(EndCompare("A"))
+        snap = wait(s, lambda x: x.compare is None)
+        assert snap.model.init == "default"
+        s.send(Fork())  # f again: the session's --compare toggles, at the current step
+        snap = wait(s, lambda x: x.compare is not None)
+        assert snap.compare.b.model.init == "he" and snap.compare.fork_step > 0
+    finally:
+        s.stop(timeout=3.0)
+
+
+def test_commands_that_do_not_apply_are_notices():
+    s = CompareSession(preset("rnn-long"), device="cpu", start_paused=True).start()
+    try:
+        s.send(Target("B"))
+        s.send(EndCompare("B"))
+        s.send(Fork((Toggle("activation", "relu"),)))
+        snap = wait(s, lambda x: len(x.notices) >= 3)
+        texts = [n.text for n in snap.notices]
+        assert "not comparing: fork a run B first (f)" in texts
+        assert any(t.startswith("fork: activation applies to MLP presets") for t in texts)
+        assert snap.compare is None
+    finally:
+        s.stop(timeout=3.0)
