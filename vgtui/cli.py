@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the live dashboard",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  vgtui launch                 # pick a preset\n  vgtui launch deep-sigmoid\n"
-        "  vgtui launch rnn-long --refresh-hz 2",
+        "  vgtui launch rnn-long --refresh-hz 2\n  vgtui launch deep-sigmoid --compare activation=leaky_relu,init=he",
     )
     launch.add_argument("preset", nargs="?", help="preset name or path to a .toml file (default: the picker)")
     launch.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second (default 4)")
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="process",
         help="train in a child process (default: drawing never slows training) or in a thread",
     )
+    add_compare_args(launch, fork_at=False)
 
     run = sub.add_parser(
         "run",
@@ -261,8 +262,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_launch(args: argparse.Namespace) -> int:
     config = resolve_config(args.preset, args.sets) if args.preset else None
     theme = chosen_theme(args.theme)
-    if args.preset is None and args.sets:
-        return _fail("--set needs a preset: vgtui launch PRESET --set section.key=value")
+    if args.preset is None and (args.sets or args.compare is not None):
+        return _fail("--set and --compare need a preset: vgtui launch PRESET --set section.key=value")
+    compare = compare_options(args, config)[0] if config is not None else None
     if args.refresh_hz is not None and not 0.1 <= args.refresh_hz <= 60:
         return _fail(f"--refresh-hz {args.refresh_hz:g}: allowed: a number from 0.1 to 60")
     if args.device not in ("auto", "cpu") or args.worker == "thread":
@@ -272,7 +274,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     from vgtui.tui.app import run_dashboard
 
     if args.worker == "thread":
-        from vgtui.engine.session import Session as worker_class
+        from vgtui.engine.compare import CompareSession as worker_class
     else:  # the parent never imports torch: the child does, while the dashboard starts
         from vgtui.engine.process import ProcessSession as worker_class
 
@@ -281,9 +283,10 @@ def cmd_launch(args: argparse.Namespace) -> int:
     recordings = Recordings(args.record, args.force) if args.record else None
 
     def factory(cfg: RunConfig):
+        ab = {"compare": compare} if compare is not None and cfg is config else {}  # B beside the launched preset
         if recordings is None:
-            return worker_class(cfg, device=args.device)
-        return worker_class(cfg, device=args.device, record=recordings.next(), record_force=True)
+            return worker_class(cfg, device=args.device, **ab)
+        return worker_class(cfg, device=args.device, record=recordings.next(), record_force=True, **ab)
 
     return run_dashboard(config, factory, refresh_hz=args.refresh_hz, theme=theme)
 

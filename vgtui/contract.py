@@ -143,6 +143,19 @@ class ModelState:
         )
 
 
+def compare_legend(a: ModelState, b: ModelState, step: int) -> str:
+    """The legend of run B by how its model differs from run A's: 'B: leaky_relu+he @ 300' (the values of activation,
+    init and cell; name=value for the rest), 'B: same as A @ 300' where nothing differs (yet)."""
+    parts = []
+    for name in ("activation", "init", "cell", "batchnorm", "skip", "clip", "lr", "depth"):
+        va, vb = getattr(a, name), getattr(b, name)
+        if va == vb or (name == "cell" and a.kind != "rnn") or (name in ("activation", "depth") and a.kind == "rnn"):
+            continue
+        text = "on" if vb is True else "off" if vb in (False, None) else f"{vb:g}" if isinstance(vb, float) else str(vb)
+        parts.append(text if name in ("activation", "init", "cell") else f"{name}={text}")
+    return f"B: {'+'.join(parts) or 'same as A'} @ {step}"
+
+
 @dataclass(frozen=True)
 class Event:
     """A toggle or control applied at a step; drawn as a chart marker ("relu @ 1200")."""

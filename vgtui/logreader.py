@@ -157,6 +157,7 @@ class RunLogIndex:
     def __init__(self, path: Path | str, run: str = "A") -> None:
         self.path = Path(path)
         self.run = run  # a compare log holds two runs: this index holds run A's (or B's) records only
+        self.other_run = False  # whether the log holds records of the other run (a compare log)
         self.label = show_path(self.path)
         self._fh = _open(self.path)
         self.size = os.fstat(self._fh.fileno()).st_size  # bytes when opened
@@ -184,6 +185,7 @@ class RunLogIndex:
                 if r is None or r.group(1) not in (b"A", b"B"):
                     m = None  # parsed and checked below, to say what is wrong
                 elif r.group(1).decode() != self.run:
+                    self.other_run = True
                     continue
             if m and whole:  # checked when read (a torn last line is parsed now, below)
                 steps.append(int(m.group(1)))
@@ -209,6 +211,7 @@ class RunLogIndex:
                 continue
             kind = _check(rec, self.label, lineno)
             if kind != "meta" and (rec.get("run") or "A") != self.run:
+                self.other_run = True
                 continue
             if kind == "step":
                 steps.append(rec["step"])

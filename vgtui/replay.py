@@ -34,6 +34,7 @@ from vgtui.contract import (
     Snapshot,
     Step,
     Verdict,
+    compare_legend,
 )
 from vgtui.history import LAYERWISE, History
 from vgtui.logreader import RunLogIndex
@@ -94,8 +95,8 @@ class ReplaySession(ThreadedSession):
         self._rows: OrderedDict[int, tuple[int, dict[str, float], dict[str, np.ndarray]]] = OrderedDict()
         self.b: ReplaySession | None = None  # a compare log: run B, shown at run A's step
         compare = self.log.meta.get("compare")
-        if run == "A" and isinstance(compare, dict):
-            self.label = str(compare.get("label") or "B")
+        compare = compare if isinstance(compare, dict) else {}
+        if run == "A" and self.log.other_run:
             try:
                 self.b = ReplaySession(path, speed, run="B")
             except RunLogError:  # B was never forked (the run ended first): a replay of A
@@ -248,7 +249,8 @@ class ReplaySession(ThreadedSession):
                 b.playing = False
                 b._goto(at)
             if b._latest is not None:
-                snap = replace(snap, compare=Comparison(self.label, self.fork_step, "B", b._latest))
+                label = compare_legend(snap.model, b._latest.model, self.fork_step)
+                snap = replace(snap, compare=Comparison(label, self.fork_step, "B", b._latest))
         self._latest = snap
 
     def _verdicts_at(self, step: int) -> tuple[Verdict, ...]:

@@ -32,11 +32,13 @@ from vgtui.contract import (
     Step,
     Target,
     Toggle,
+    compare_legend,
 )
 from vgtui.engine.pair import fork_trainer
 from vgtui.engine.session import MAX_PENDING_STEPS, PUBLISH_INTERVAL_S, PublishRecord, Session
-from vgtui.engine.toggles import ToggleError, compare_label
+from vgtui.engine.toggles import ToggleError
 from vgtui.history import History
+from vgtui.runlog import Recorder
 
 BOTH = (Pause, Resume, Step, SelectLayer)
 # what a run is, beside its trainer: swapped into A when the comparison ends keeping B
@@ -73,6 +75,8 @@ class CompareSession(Session):
     ) -> None:
         super().__init__(config, device, **options)
         self.done = _AllDone(self)
+        if self._writer is not None and on_publish_b is None:  # launch --record: B's lines too, tagged "B"
+            on_publish_b = Recorder(self._writer, run="B")
         self.compare_toggles: tuple[Toggle, ...] = tuple(compare or ())
         self.b: Session | None = None
         self.fork_step = 0
@@ -116,7 +120,7 @@ class CompareSession(Session):
         for event in events:
             b._record(event)
         self.b, self.fork_step, self.target = b, step, "B"
-        self.label = compare_label(toggles, step)
+        self.label = compare_legend(self.trainer.state, trainer.state, step)
         self._notify("info", f"comparing: {self.label}; toggle keys now go to B (w sends them to A)")
         if self._thread is not None:  # (before start: the worker's first publish publishes B too, after the meta)
             b._publish(force=True)
@@ -218,4 +222,5 @@ class CompareSession(Session):
         b = self.b
         if b is None or b._latest is None:
             return snap
-        return replace(snap, compare=Comparison(self.label, self.fork_step, self.target, b._latest))
+        label = compare_legend(snap.model, b._latest.model, self.fork_step)  # what B is now, beside A
+        return replace(snap, compare=Comparison(label, self.fork_step, self.target, b._latest))

@@ -62,7 +62,7 @@ def parse_compare(text: str) -> tuple[Toggle, ...]:
 
 def compare_label(toggles: Sequence[Toggle], step: int) -> str:
     """The legend of run B: 'B: leaky_relu+he @ 300' (values of the model's kind, name=value for the rest)."""
-    names = "+".join(Event(step, t.name, t.value).label.rsplit(" @ ", 1)[0] for t in toggles) or "same"
+    names = "+".join(Event(step, t.name, t.value).label.rsplit(" @ ", 1)[0] for t in toggles) or "same as A"
     return f"B: {names} @ {step}"
 
 
