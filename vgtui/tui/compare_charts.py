@@ -9,6 +9,8 @@ and toggles). No torch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from vgtui.contract import Snapshot
@@ -99,7 +101,7 @@ def _loss(chart: LossChart, frame: Frame) -> None:
         chart.set_linear_y(bottom, top)
     x_lo, x_hi = frame.x_range(frame.view.steps)
     chart.set_step_x(x_lo, x_hi)
-    chart.draw_markers(_b(frame).events, x_lo, x_hi)
+    _markers(chart, frame, x_lo, x_hi)
     if has_acc:
         p = chart.acc_plot = Plot()
         p.x, p.labels = chart.plot.x, False
@@ -109,6 +111,21 @@ def _loss(chart: LossChart, frame: Frame) -> None:
         for line in chart.plot._vlines:
             p.vline(line.x, line.color)
     chart.refresh()
+
+
+@dataclass(frozen=True)
+class _Mark:
+    step: int
+    name: str
+    label: str
+
+
+def _markers(chart: Chart, frame: Frame, x_lo: float, x_hi: float) -> None:
+    """B's markers: the fork ('fork B @ 300'), then each toggle of B after it (those at the fork are in its name)."""
+    comp = frame.snap.compare
+    assert comp is not None
+    later = [_Mark(e.step, e.name, e.label) for e in comp.b.events if e.step > comp.fork_step and e.name != "fork"]
+    chart.draw_markers((_Mark(comp.fork_step, "fork", f"fork B @ {comp.fork_step}"), *later), x_lo, x_hi)  # type: ignore[arg-type]
 
 
 def _bars(chart: GradBarsChart, frame: Frame) -> None:
@@ -122,7 +139,7 @@ def _bars(chart: GradBarsChart, frame: Frame) -> None:
     lo, hi = log_range(ya, yb)
     lo -= 1  # the smallest bar is still a decade tall
     ca, cb = colours(chart)
-    if chart.columns >= 5 * n:  # room for pairs of bars
+    if chart.columns >= 3 * n:  # room for pairs of bars
         chart.plot.bars(np.arange(1, len(ya) + 1) - 0.2, np.clip(ya, lo, hi), ca, width=0.38)
         chart.plot.bars(np.arange(1, len(yb) + 1) + 0.2, np.clip(yb, lo, hi), cb, width=0.38)
     else:  # too narrow: a line through the layers for each run
@@ -133,7 +150,8 @@ def _bars(chart: GradBarsChart, frame: Frame) -> None:
     chart.plot.legend = [("A", ca, "█"), (b_label(frame, max(12, chart.columns - 10)), cb, "█")]
     chart.plot.x = Axis.counted(0.4, n + 0.6, layer_ticks(n, max(2, chart.columns // 5)))
     chart.set_log_y(lo, hi)
-    chart.plot.xlabel = "layer (1 = input side) · left bar A, right bar B"
+    wide = chart.columns >= 48
+    chart.plot.xlabel = "layer (1 = input side) · left bar A, right bar B" if wide else "layer · bars: A left, B right"
     chart.refresh()
 
 
@@ -156,8 +174,11 @@ def _layers(chart: GradHistoryChart, frame: Frame) -> None:
         for j, i in enumerate(sorted({0, table.shape[1] - 1})):
             y = log10_safe(rows[:, i]) if chart.LOG else rows[:, i]
             mark = (A_MARK, B_MARK)[k] if j == 0 else LAST_MARKS[k]
-            series.append((x, y, colours(chart)[k], f"{name} L{i + 1}", mark))
+            frozen = rows[:, i] == 0 if chart.LOG else np.zeros(len(x), dtype=bool)  # no place on a log axis
+            series.append((x, y, colours(chart)[k], f"{name} L{i + 1}" + (" ×" if frozen.any() else ""), mark, frozen))
     ys = [y for _, y, *_ in series]
+    if chart.LOG and not any(np.isfinite(y).any() for y in ys):
+        ys = [np.zeros(1)]
     if chart.LOG:
         lo, hi = log_range(*ys)
         chart.set_log_y(lo, hi)
@@ -168,11 +189,16 @@ def _layers(chart: GradHistoryChart, frame: Frame) -> None:
         pad = max(1e-6, (hi - lo) * 0.1, abs(hi) * 0.01)
         lo, hi = lo - pad, hi + pad
         chart.set_linear_y(lo, hi)
-    for x, y, colour, label, mark in series:
-        chart.plot.line(x, np.clip(y, lo, hi), colour, label=label, mark=mark)
+    for x, y, colour, label, mark, frozen in series:
+        chart.plot.line(x, np.clip(y, lo, hi), colour, mark=mark)
+        chart.plot.legend.append((label, colour, mark))  # (a line that is all frozen still has its entry)
+        if frozen.any():
+            chart.plot.marks(x[frozen], np.full(int(frozen.sum()), lo), colour, "×")
+    if any(f.any() for *_, f in series):
+        chart.plot.xlabel = "× frozen: the update fell below float32 resolution (ΔW = 0)"
     x_lo, x_hi = frame.x_range(frame.view.steps)
     chart.set_step_x(x_lo, x_hi)
-    chart.draw_markers(_b(frame).events, x_lo, x_hi)
+    _markers(chart, frame, x_lo, x_hi)
     chart.refresh()
 
 

@@ -66,21 +66,17 @@ def compare_status_text(snap: Snapshot, preset: str, waiting_note: str = "", wid
     comp = snap.compare
     assert comp is not None
     replay = replay_info(snap)
-    label, style = STATUS_STYLE.get(snap.status, (snap.status, "bold"))
-    b_label, b_style = STATUS_STYLE.get(comp.b.status, (comp.b.status, "bold"))
-    state = Text.assemble(
-        (f" A {label} ", style), " ", (f" B {b_label} ", b_style), " ", (snap.preset or preset, "bold")
-    )
+    icon, style = STATUS_STYLE.get(snap.status, (snap.status, "bold"))
+    b_icon, b_style = STATUS_STYLE.get(comp.b.status, (comp.b.status, "bold"))
+    state = Text.assemble((f" A {icon.split()[0]} ", style), (f" B {b_icon.split()[0]} ", b_style))
     goes = Text("") if replay else Text.assemble("toggles → ", (f"{comp.target}", "bold reverse"), " [w]")
     pieces = [
         (0, state),
-        (0, Text(f"step {snap.step:,}")),
-        (1, gap_text(snap)),
+        (0, gap_text(snap)),
         (1, goes),
-        (
-            3,
-            Text.assemble(("A", A_STYLE), f" loss {fmt_num(snap.loss)} · ", ("B", B_STYLE), f" {fmt_num(comp.b.loss)}"),
-        ),
+        (1, Text(f"step {snap.step:,}")),
+        (2, Text(snap.preset or preset, style="bold")),
+        (3, Text.assemble(("A", A_STYLE), f" {fmt_num(snap.loss)} · ", ("B", B_STYLE), f" {fmt_num(comp.b.loss)}")),
     ]
     if replay:
         pieces.insert(2, (0, Text(f"record {replay['record']:,}/{replay['records']:,} · x{replay['speed']:g}")))
@@ -90,8 +86,7 @@ def compare_status_text(snap: Snapshot, preset: str, waiting_note: str = "", wid
     if waiting_note:
         second.append(f" {waiting_note} ", NOTE_STYLE.get(waiting_note[:1], "bold black on yellow"))
         second.append(" ")
-    second.append_text(Text.assemble((" A ", A_STYLE), snap.model.describe(), "  ", (comp.label, B_STYLE), " ",
-                                     comp.b.model.describe()))  # fmt: skip
+    second.append_text(Text.assemble((f" {comp.label} ", B_STYLE), (" A ", A_STYLE), snap.model.describe()))
     return Text("\n").join([_pack([p for p in pieces if p[1].plain], width), second])
 
 

@@ -1,0 +1,121 @@
+"""The dashboard comparing two runs: f forks B, toggle keys go to B (w moves them to A and back), F ends the
+comparison keeping the chosen run; every chart, the status bar and the panels show both. Snapshots at 80x24 and
+160x50 (update with `pytest tests/test_tui_compare.py --snapshot-update`)."""
+
+from __future__ import annotations
+
+from vgtui.contract import EndCompare, Fork, Target, Toggle
+from vgtui.tui.app import VgtuiApp
+from vgtui.tui.help import HelpScreen, help_markdown
+
+try:
+    from tui_compare_fakes import FakeCompareSession
+    from tui_fakes import fake_config
+except ImportError:  # tests/ imported as a package
+    from tests.tui_compare_fakes import FakeCompareSession
+    from tests.tui_fakes import fake_config
+
+REMEDY = (Toggle("activation", "leaky_relu"), Toggle("init", "he"))
+
+
+def comparing(kind: str = "mlp") -> tuple[VgtuiApp, FakeCompareSession]:
+    """300 sigmoid steps, B forked with leaky_relu + he, 200 more steps of both."""
+    fake = FakeCompareSession(fake_config("rnn-long" if kind == "rnn" else "deep-sigmoid", kind=kind))
+    fake.advance(300)
+    fake.fork(REMEDY if kind == "mlp" else (Toggle("cell", "lstm"),))
+    fake.advance(200)
+    return VgtuiApp(fake.config, lambda cfg: fake, refresh_hz=0.5), fake
+
+
+async def settle(pilot) -> None:
+    await pilot.pause()
+    pilot.app.poll()
+    await pilot.pause()
+
+
+def test_compare_80x24(snap_compare):
+    assert snap_compare(comparing()[0], terminal_size=(80, 24), run_before=settle)
+
+
+def test_compare_160x50(snap_compare):
+    assert snap_compare(comparing()[0], terminal_size=(160, 50), run_before=settle)
+
+
+def text_of(widget) -> str:
+    """The plain text a Static-like widget shows now."""
+    return "\n".join(line.text for line in widget.render_lines(widget.region.reset_offset))
+
+
+async def test_every_panel_shows_both_runs():
+    app, fake = comparing()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot)
+        snap = app.snap
+        b = snap.compare.b
+        assert snap.compare.label == "B: leaky_relu+he @ 300"
+        status = text_of(app.status_bar)
+        gap = b.loss - snap.loss
+        assert f"gap B−A: loss {'−' if gap < 0 else '+'}" in status and "toggles → B" in status
+        for chart_id in ("loss", "grad-history", "weights", "update-ratio", "histogram"):
+            text = app.query_one(f"#{chart_id}").rendered_text()
+            assert "B" in text, chart_id
+        loss = app.query_one("#loss").rendered_text()
+        assert "A: the preset" in loss and "B: leaky_relu+he @ 300" in loss
+        grad = app.query_one("#grad-history").rendered_text()
+        assert "A L1" in grad and "B L20" in grad
+        bars = app.query_one("#grad-bars").rendered_text()
+        assert "B: leaky_relu+he @ 300" in bars and "left bar A, right bar B" in bars
+        why = text_of(app.why)
+        assert "B/A" in why and "A product" in why
+        diagnosis = text_of(app.diagnosis)
+        assert "A: the preset" in diagnosis and "B: leaky_relu+he @ 300" in diagnosis
+        assert "Vanishing" in diagnosis and "Gradients reach every layer" in diagnosis  # one verdict per run
+
+
+async def test_keys_fork_target_and_end():
+    fake = FakeCompareSession(fake_config())
+    fake.advance(100)
+    app = VgtuiApp(fake.config, lambda cfg: fake, refresh_hz=0.5)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        assert fake.commands[-1] == Fork() and app.snap.compare is not None
+        assert app.snap.compare.label == "B: same as A @ 100"
+        await pilot.press("a")  # the activation key goes to B
+        await settle(pilot)
+        assert fake.b.model.activation == "tanh" and fake.a.model.activation == "sigmoid"
+        assert app.snap.compare.label == "B: tanh @ 100"
+        await pilot.press("w")  # and now to A
+        await settle(pilot)
+        assert fake.commands[-1] == Target("A") and "toggles → A" in text_of(app.status_bar)
+        await pilot.press("i")
+        await settle(pilot)
+        assert fake.a.model.init == "xavier" and fake.b.model.init == "default"
+        await pilot.press("F")
+        await pilot.pause()
+        await pilot.press("b")  # keep B
+        await settle(pilot)
+        assert fake.commands[-1] == EndCompare("B")
+        assert app.snap.compare is None and app.snap.model.activation == "tanh"
+
+
+async def test_end_and_target_say_when_not_comparing():
+    fake = FakeCompareSession(fake_config())
+    fake.advance(10)
+    app = VgtuiApp(fake.config, lambda cfg: fake, refresh_hz=0.5)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await pilot.press("F")
+        await pilot.pause()
+        assert not any(isinstance(c, (Target, EndCompare)) for c in fake.commands)
+        assert not isinstance(app.screen, HelpScreen)
+
+
+def test_help_lists_the_compare_keys():
+    text = help_markdown()
+    for key, claim in (("f", "fork a run B from this run now"), ("w", "send the toggle keys to the other run"),
+                       ("F", "end it, keeping run A or run B")):  # fmt: skip
+        assert f"- `{key}` {claim}" in text
+    assert "`B: leaky_relu+he @ 300`" in text and "B/A column" in text
