@@ -100,7 +100,7 @@ async def test_keys_fork_target_and_end():
         assert app.snap.compare is None and app.snap.model.activation == "tanh"
 
 
-async def test_end_and_target_say_when_not_comparing():
+async def test_end_and_target_do_nothing_when_not_comparing():
     fake = FakeCompareSession(fake_config())
     fake.advance(10)
     app = VgtuiApp(fake.config, lambda cfg: fake, refresh_hz=0.5)

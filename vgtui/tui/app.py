@@ -28,12 +28,7 @@ from textual.theme import BUILTIN_THEMES
 from textual.widgets import Footer, Static
 
 from vgtui.config import RunConfig
-from vgtui.contract import (
-    Command,
-    ModelState,
-    SessionLike,
-    Snapshot,
-)
+from vgtui.contract import Command, ModelState, SessionLike, Snapshot
 from vgtui.history import HistoryView
 from vgtui.tui.actions import DashboardActions
 from vgtui.tui.charts import (
@@ -232,6 +227,7 @@ class VgtuiApp(CompareActions, DashboardActions, App[int]):
             self.notify(failed, title="could not start", severity="error", markup=False)
         if snap is not None and snap is not self.snap:
             self._show_notices(snap)
+            self.note_comparing(snap)
             if not self.replaying and snap.device.startswith("replay"):
                 self._set_mode(True)
             if self.since_step is not None and snap.step < self.since_step:  # the history started over
@@ -315,6 +311,8 @@ class VgtuiApp(CompareActions, DashboardActions, App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """A key of the other mode (a toggle while replaying, a seek in a live run) is neither run nor shown."""
         mode = action_mode(action, parameters)
+        if not self.compare_key_shown(action):  # w and F only while comparing
+            return False
         if mode is None or mode == BOTH:
             return True
         return (mode == REPLAY) == self.replaying

@@ -40,8 +40,22 @@ class KeepPrompt(ModalScreen[str | None]):
         self.dismiss(run or None)
 
 
+COMPARING_KEYS = ("target", "end_compare")  # shown (and run) only while comparing
+
+
 class CompareActions:
     """f, w and F. Relies on VgtuiApp for send(), notify(), push_screen(), snap and session."""
+
+    _was_comparing = False
+
+    def compare_key_shown(self, action: str) -> bool:
+        return action not in COMPARING_KEYS or (self.snap is not None and self.snap.compare is not None)
+
+    def note_comparing(self, snap) -> None:
+        """A comparison started or ended: the footer shows w and F, or hides them."""
+        if (snap.compare is not None) != self._was_comparing:
+            self._was_comparing = snap.compare is not None
+            self.refresh_bindings()
 
     def _can_compare(self) -> bool:
         if self.session is None:

@@ -120,7 +120,13 @@ ACTIONS: tuple[KeyAction, ...] = (
     KeyAction("r", "restart", "restart", "restart", "Replay: back to the first recorded step", mode=REPLAY),
     KeyAction("n", "step", "step", "step", "Run a single step (stays paused)", mode=LIVE),
     KeyAction(
-        "f", "fork", "fork", "fork B", "Compare: fork a run B from this run now; toggle keys then go to B", mode=LIVE
+        "f",
+        "fork",
+        "fork",
+        "fork B",
+        "Compare: fork a run B from this run now; toggle keys then go to B",
+        mode=LIVE,
+        show=False,
     ),  # fmt: skip
     KeyAction("w", "target", "target", "A/B", "Compare: send the toggle keys to the other run (B ↔ A)", mode=LIVE),
     KeyAction(
