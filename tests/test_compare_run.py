@@ -142,3 +142,17 @@ def test_b_trains_on_after_a_diverges(tmp_path: Path, capsys):
     assert b[-1]["step"] == 120 and b[-1]["status"] == "done" and b[-1]["loss"] is not None
     summary = capsys.readouterr().out
     assert "diverged at step" in summary and "done at step 120" in summary
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_leaky_relu_and_he_beside_the_sigmoid_baseline_learns_and_the_baseline_does_not(tmp_path: Path, seed: int):
+    """The README's comparison: by step 400 run B (Leaky ReLU + He init) has learned, run A sits at chance."""
+    out = tmp_path / "ab.jsonl"
+    assert main(["run", "deep-sigmoid", "--steps", "400", "--seed", str(seed), "--compare",
+                 "activation=leaky_relu,init=he", "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    records = read_runlog(out)
+    a = [r for r in records if r["type"] == "step" and r["run"] == "A"][-1]
+    b = [r for r in records if r["type"] == "step" and r["run"] == "B"][-1]
+    assert a["step"] == b["step"] == 400
+    assert a["loss"] > 0.6 and b["loss"] < 0.35
+    assert b["acc"] - a["acc"] > 0.25

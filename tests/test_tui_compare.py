@@ -59,7 +59,12 @@ async def test_every_panel_shows_both_runs():
         for chart_id in ("loss", "grad-history", "weights", "update-ratio", "histogram"):
             text = app.query_one(f"#{chart_id}").rendered_text()
             assert "B" in text, chart_id
-        loss = app.query_one("#loss").rendered_text()
+        chart = app.query_one("#loss")
+        assert [(label, colour) for label, colour, _ in chart.plot.legend] == [
+            ("A: the preset", chart.palette.loss),
+            ("B: leaky_relu+he @ 300", "orange1"),
+        ]  # (dark theme)
+        loss = chart.rendered_text()
         assert "A: the preset" in loss and "B: leaky_relu+he @ 300" in loss
         grad = app.query_one("#grad-history").rendered_text()
         assert "A L1" in grad and "B L20" in grad
