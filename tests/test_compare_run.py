@@ -156,3 +156,17 @@ def test_leaky_relu_and_he_beside_the_sigmoid_baseline_learns_and_the_baseline_d
     assert a["step"] == b["step"] == 400
     assert a["loss"] > 0.6 and b["loss"] < 0.35
     assert b["acc"] - a["acc"] > 0.25
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["deep-sigmoid", "--compare", "activation=swish"], "allowed: sigmoid, tanh, relu, leaky_relu"),
+        (["rnn-long", "--compare", "init=he,skip=on"], "--compare skip=on: skip applies to MLP presets"),
+        (["--compare", "init=he"], "--compare need a preset"),
+    ],
+)
+def test_launch_refuses_a_bad_compare_before_the_screen_changes(args, message, capsys):
+    assert main(["launch", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err

@@ -124,3 +124,44 @@ def test_help_lists_the_compare_keys():
                        ("F", "end it, keeping run A or run B")):  # fmt: skip
         assert f"- `{key}` {claim}" in text
     assert "`B: leaky_relu+he @ 300`" in text and "B/A column" in text
+
+
+async def test_the_keys_drive_a_real_comparison():
+    """f, a toggle key, w and F against the real engine (CompareSession in a thread)."""
+    import asyncio
+    import time
+
+    from vgtui.config import apply_sets
+    from vgtui.engine.compare import CompareSession
+    from vgtui.presets import resolve
+
+    cfg = apply_sets(resolve("deep-sigmoid"), ["model.depth=6", "model.width=16", "train.log_every=5"])
+    session = CompareSession(cfg, device="cpu")
+    app = VgtuiApp(cfg, lambda c: session, refresh_hz=10)
+
+    async def until(predicate, timeout: float = 30.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            await pilot.pause()
+            if predicate():
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async with app.run_test(size=(160, 50)) as pilot:
+        assert await until(lambda: (s := session.latest()) is not None and s.step > 20)
+        await pilot.press("f")
+        assert await until(lambda: session.b is not None and app.snap is not None and app.snap.compare is not None)
+        await pilot.press("a")  # to B: sigmoid -> tanh
+        assert await until(lambda: session.b.trainer.state.activation == "tanh")
+        assert session.trainer.state.activation == "sigmoid"
+        assert await until(lambda: app.snap.compare.label.startswith("B: tanh @ "))
+        assert await until(lambda: "A L1" in app.query_one("#grad-history").rendered_text())
+        await pilot.press("w")
+        await pilot.press("i")  # to A
+        assert await until(lambda: session.trainer.state.init == "xavier")
+        await pilot.press("F")
+        await pilot.pause()
+        await pilot.press("a")  # keep A
+        assert await until(lambda: session.b is None and app.snap.compare is None)
+        assert session.trainer.state.init == "xavier" and session.trainer.state.activation == "sigmoid"
