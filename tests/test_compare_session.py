@@ -93,3 +93,46 @@ def test_commands_that_do_not_apply_are_notices():
         assert snap.compare is None
     finally:
         s.stop(timeout=3.0)
+
+
+def test_a_refused_toggle_for_b_is_a_notice_the_dashboard_sees():
+    s = CompareSession(preset("deep-sigmoid", *SMALL), device="cpu", start_paused=True).start()
+    try:
+        s.send(Fork())
+        s.send(Toggle("cell", "lstm"))  # goes to B, which is an MLP
+        snap = wait(s, lambda x: any(n.text.startswith("B: cell applies to RNN") for n in x.notices))
+        assert snap.compare is not None
+    finally:
+        s.stop(timeout=3.0)
+
+
+def test_scheduled_toggles_apply_to_both_runs(tmp_path):
+    from vgtui.cli import main
+    from vgtui.runlog import read_runlog
+
+    out = tmp_path / "both.jsonl"
+    assert main(["run", "deep-sigmoid", "--set", "model.depth=6", "--steps", "60", "--compare", "init=he",
+                 "--toggle", "30:lr=0.05", "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    events = [(r["run"], r["step"], r["name"]) for r in read_runlog(out) if r["type"] == "event"]
+    assert ("A", 30, "lr") in events and ("B", 30, "lr") in events
+
+
+def test_a_recorded_live_fork_replays_as_a_comparison(tmp_path):
+    from vgtui.replay import ReplaySession
+
+    out = tmp_path / "live.jsonl"
+    s = CompareSession(preset("deep-sigmoid", *SMALL), device="cpu", record=str(out)).start()
+    try:
+        wait(s, lambda x: x.step >= 20)
+        s.send(Fork((Toggle("activation", "relu"),)))
+        wait(s, lambda x: x.compare is not None and x.compare.b.step >= x.compare.fork_step + 20)
+    finally:
+        s.stop(timeout=3.0)
+    replay = ReplaySession(out)
+    try:
+        replay._goto(len(replay.steps) - 1)
+        snap = replay.latest()
+        assert snap.compare is not None and snap.compare.b.model.activation == "relu"
+        assert snap.compare.label == f"B: relu @ {snap.compare.fork_step}" and snap.compare.fork_step >= 20
+    finally:
+        replay.stop()

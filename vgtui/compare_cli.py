@@ -14,7 +14,7 @@ MAX_COMPARE = 400  # characters: a few toggles
 def add_compare_args(parser: argparse.ArgumentParser, fork_at: bool = True) -> None:
     parser.add_argument("--compare", default=None, metavar="TOGGLES",
                         help='train a run B beside the preset (run A) on the same batches, B with these toggles, '
-                             'e.g. "activation=leaky_relu,init=he"')  # fmt: skip
+                             'e.g. "activation=leaky_relu,init=he"; --toggle applies to both runs')  # fmt: skip
     if fork_at:
         parser.add_argument("--fork-at", type=int, default=None, metavar="STEP",
                             help="with --compare: fork B from A at this step (default 0: from the start)")  # fmt: skip

@@ -180,11 +180,11 @@ class RunLogIndex:
         meta_line = 0
         for lineno, offset, raw, whole in _Lines(self._fh, self.label):
             m = STEP_LINE.match(raw) if meta_line else None
-            if m and whole and b'"run"' in raw:  # a compare log: a line of the other run is skipped
-                r = RUN_KEY.search(raw)
-                if r is None or r.group(1) not in (b"A", b"B"):
+            if m and whole:  # a compare log: a line of the other run is skipped (no "run": run A's)
+                r = RUN_KEY.search(raw) if b'"run"' in raw else None
+                if r is not None and r.group(1) not in (b"A", b"B"):
                     m = None  # parsed and checked below, to say what is wrong
-                elif r.group(1).decode() != self.run:
+                elif (r.group(1).decode() if r is not None else "A") != self.run:
                     self.other_run = True
                     continue
             if m and whole:  # checked when read (a torn last line is parsed now, below)

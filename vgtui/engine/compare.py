@@ -116,6 +116,7 @@ class CompareSession(Session):
         b._diagnoser = copy.deepcopy(self._diagnoser)
         b._verdicts = self._verdicts
         step = self.trainer.step
+        b._notify = self._notify_b  # B's notices (a refused toggle) reach the dashboard with A's, marked "B:"
         b._record(Event(step, "fork", "A"))
         for event in events:
             b._record(event)
@@ -124,6 +125,9 @@ class CompareSession(Session):
         self._notify("info", f"comparing: {self.label}; toggle keys now go to B (w sends them to A)")
         if self._thread is not None:  # (before start: the worker's first publish publishes B too, after the meta)
             b._publish(force=True)
+
+    def _notify_b(self, level: str, text: str) -> None:
+        self._notify(level, f"B: {text}")
 
     def _end(self, keep: str) -> None:
         b = self.b
@@ -136,13 +140,26 @@ class CompareSession(Session):
             for name in RUN_STATE:
                 setattr(self, name, getattr(b, name))
             self._events_tuple = None
+            del b._notify
         self.b, self.target, self.label = None, "A", ""
         self._notify("info", f"comparison ended: kept run {keep}")
 
     # ------------------------------------------------------------------ commands
 
+    def _apply_schedule(self) -> None:
+        """Scheduled toggles and resets (`vgtui run --toggle`) apply to both runs: they are part of the scene."""
+        self._scheduling = True
+        try:
+            super()._apply_schedule()
+        finally:
+            self._scheduling = False
+
     def _handle(self, command: Command) -> None:
         b = self.b
+        if b is not None and getattr(self, "_scheduling", False) and isinstance(command, (Toggle, Reset)):
+            b._handle(command)
+            super()._handle(command)
+            return
         if isinstance(command, Fork):
             self._fork(self.compare_toggles if command.toggles is None else command.toggles)
         elif isinstance(command, EndCompare):
