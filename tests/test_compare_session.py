@@ -136,3 +136,41 @@ def test_a_recorded_live_fork_replays_as_a_comparison(tmp_path):
         assert snap.compare.label == f"B: relu @ {snap.compare.fork_step}" and snap.compare.fork_step >= 20
     finally:
         replay.stop()
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_f_at_step_k_gives_the_run_that_had_the_toggle_at_k(seed):
+    """Through the Session face, as the dashboard's f does: B's steps after K are the steps of a single run that
+    had the toggles applied at K (the same numbers in its history)."""
+    import numpy as np
+
+    from vgtui.engine.session import Session
+
+    cfg = preset("deep-sigmoid", *SMALL, f"train.seed={seed}")
+    k, after = 25, 30
+    remedy = (Toggle("activation", "leaky_relu"), Toggle("init", "he"))
+    pair = CompareSession(cfg, device="cpu", start_paused=True).start()
+    single = Session(cfg, device="cpu", start_paused=True).start()
+    try:
+        for s in (pair, single):
+            s.send(Step(k))
+        wait(pair, lambda x: x.step == k)
+        wait(single, lambda x: x.step == k)
+        # one after the other: an init toggle draws its weights from torch's global generator, which both share
+        pair.send(Fork(remedy))
+        wait(pair, lambda x: x.compare is not None)
+        for t in remedy:
+            single.send(t)
+        wait(single, lambda x: x.model.init == "he")
+        for s in (pair, single):
+            s.send(Step(after))
+        wait(pair, lambda x: x.compare is not None and x.compare.b.step == k + after)
+        wait(single, lambda x: x.step == k + after)
+        vb, vs = pair.history_b.view(), single.history.view()
+        keep = vs.steps > k
+        assert list(vb.steps) == list(vs.steps[keep]) == list(range(k + 1, k + after + 1))
+        np.testing.assert_array_equal(vb["loss"], vs["loss"][keep])
+        assert not np.array_equal(pair.history.view()["loss"][-after:], vb["loss"])  # and A went on without it
+    finally:
+        pair.stop(timeout=3.0)
+        single.stop(timeout=3.0)

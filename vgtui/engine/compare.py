@@ -84,7 +84,6 @@ class CompareSession(Session):
         self.target = "A"
         self._on_publish_b = on_publish_b
         self._b_options = {k: options[k] for k in ("history_capacity",) if k in options}
-        self._combined: tuple[Snapshot | None, Snapshot | None, Snapshot | None] = (None, None, None)
         if compare is not None and fork_at is not None:
             if fork_at <= 0:
                 self._fork(self.compare_toggles, strict=True)
@@ -109,8 +108,10 @@ class CompareSession(Session):
                 raise
             self._notify("warn", f"fork: {exc}")
             return
+        rng = torch.get_rng_state()  # (a Session builds a trainer of its own, from the seed: B's replaces it)
         b = Session(self.config, str(self.device), max_steps=self.max_steps, on_publish=self._on_publish_b,
                     cpu_threads=None, **self._b_options)  # fmt: skip
+        torch.set_rng_state(rng)
         b.trainer = trainer
         b._status = "paused" if self._status == "paused" else "running"
         b._diagnoser = copy.deepcopy(self._diagnoser)
