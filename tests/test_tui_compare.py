@@ -4,7 +4,7 @@ comparison keeping the chosen run; every chart, the status bar and the panels sh
 
 from __future__ import annotations
 
-from vgtui.contract import EndCompare, Fork, Target, Toggle
+from vgtui.contract import EndCompare, Fork, Pause, Seek, Target, Toggle
 from vgtui.tui.app import VgtuiApp
 from vgtui.tui.help import HelpScreen, help_markdown
 
@@ -165,3 +165,23 @@ async def test_the_keys_drive_a_real_comparison():
         await pilot.press("a")  # keep A
         assert await until(lambda: session.b is None and app.snap.compare is None)
         assert session.trainer.state.init == "xavier" and session.trainer.state.activation == "sigmoid"
+
+
+async def test_a_compare_log_replays_as_a_comparison_in_the_dashboard(tmp_path):
+    from vgtui.cli import main
+    from vgtui.replay import ReplaySession
+
+    out = tmp_path / "ab.jsonl"
+    assert main(["run", "deep-sigmoid", "--set", "model.depth=6", "--steps", "60", "--compare", "activation=relu",
+                 "--fork-at", "20", "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    replay = ReplaySession(out)
+    app = VgtuiApp(replay.config, lambda cfg: replay, refresh_hz=0.5)
+    async with app.run_test(size=(120, 36)) as pilot:
+        replay.send(Pause())
+        await pilot.pause()
+        replay.handle(Seek(len(replay.steps)))  # to the end
+        await settle(pilot)
+        assert app.snap.compare is not None and app.snap.compare.label == "B: relu @ 20"
+        status = text_of(app.status_bar)
+        assert "gap B−A: loss" in status and "record " in status and "toggles →" not in status
+        assert "B: relu @ 20" in app.query_one("#loss").rendered_text()
