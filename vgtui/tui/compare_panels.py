@@ -15,7 +15,6 @@ from vgtui.tui.panels import (
     STATUS_STYLE,
     ChainTable,
     _pack,
-    pct,
     product_style,
     replay_info,
     verdict_lines,
@@ -179,6 +178,3 @@ def _ratio_style(ratio: float) -> str:
     if not math.isfinite(ratio):
         return ""
     return "bold green" if ratio >= 100 else "bold red" if ratio <= 1e-2 else ""
-
-
-__all__ = ["compare_diagnosis", "compare_status_text", "compare_why", "model_of", "pct", "target_of"]
