@@ -174,3 +174,23 @@ def test_f_at_step_k_gives_the_run_that_had_the_toggle_at_k(seed):
     finally:
         pair.stop(timeout=3.0)
         single.stop(timeout=3.0)
+
+
+def test_fork_leaves_out_the_toggles_that_change_nothing():
+    """f after the comparison kept B (already Leaky ReLU + He): B is forked as a copy, its weights not drawn anew."""
+    s = CompareSession(preset("deep-sigmoid", *SMALL), device="cpu", start_paused=True,
+                       compare=(Toggle("activation", "leaky_relu"), Toggle("init", "he"))).start()  # fmt: skip
+    try:
+        s.send(Step(10))
+        wait(s, lambda x: x.compare is not None and x.compare.b.step == 10)
+        s.send(EndCompare("B"))
+        wait(s, lambda x: x.compare is None)
+        s.send(Fork())
+        snap = wait(s, lambda x: x.compare is not None)
+        assert snap.compare.label == "B: same as A @ 10"
+        assert [e.name for e in snap.compare.b.events] == ["fork"]
+        s.send(Step(5))
+        snap = wait(s, lambda x: x.compare.b.step == 15 and x.step == 15)
+        assert snap.loss == snap.compare.b.loss  # the same run, bit for bit
+    finally:
+        s.stop(timeout=3.0)

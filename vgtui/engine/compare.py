@@ -8,6 +8,7 @@ the run `Target` names (B once forked); pause, resume, step and layer choice go 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
@@ -36,7 +37,7 @@ from vgtui.contract import (
 )
 from vgtui.engine.pair import fork_trainer
 from vgtui.engine.session import MAX_PENDING_STEPS, PUBLISH_INTERVAL_S, PublishRecord, Session
-from vgtui.engine.toggles import ToggleError
+from vgtui.engine.toggles import ToggleError, changes
 from vgtui.history import History
 from vgtui.runlog import Recorder
 
@@ -162,7 +163,10 @@ class CompareSession(Session):
             super()._handle(command)
             return
         if isinstance(command, Fork):
-            self._fork(self.compare_toggles if command.toggles is None else command.toggles)
+            toggles = self.compare_toggles if command.toggles is None else command.toggles
+            with contextlib.suppress(ToggleError):  # (a toggle that does not apply: _fork says why)
+                toggles = changes(toggles, self.trainer.state)  # one that changes nothing is left out
+            self._fork(toggles)
         elif isinstance(command, EndCompare):
             if command.keep in ("A", "B"):
                 self._end(command.keep)

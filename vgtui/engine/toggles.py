@@ -66,6 +66,13 @@ def compare_label(toggles: Sequence[Toggle], step: int) -> str:
     return f"B: {names} @ {step}"
 
 
+def changes(toggles: Sequence[Toggle], state: object) -> tuple[Toggle, ...]:
+    """The toggles that would change `state` (a ModelState): B forked with `init=he` from a run already at He
+    init keeps its weights instead of drawing new ones."""
+    kind = getattr(state, "kind", None)
+    return tuple(t for t in toggles if normalize(t, kind) != getattr(state, t.name, object()))
+
+
 def normalize(toggle: Toggle, kind: str | None = None) -> object:
     """Check a toggle and return its typed value; raise ToggleError with what is allowed.
 
