@@ -44,10 +44,10 @@ from vgtui.tui.charts import (
 )
 from vgtui.tui.compare_actions import CompareActions
 from vgtui.tui.compare_charts import compare_replot
-from vgtui.tui.compare_panels import model_of
+from vgtui.tui.compare_panels import CompareDiagnosisPanel, CompareStatusBar, CompareWhyPanel, model_of
 from vgtui.tui.data import window_view
 from vgtui.tui.keys import ACTIONS, BOTH, DEFAULT_CLIP, LIVE, REPLAY, action_mode, bindings, key_of
-from vgtui.tui.panels import DiagnosisPanel, StatusBar, WhyPanel, shown, too_small_text
+from vgtui.tui.panels import shown, too_small_text
 
 DEFAULT_REFRESH_HZ = 4.0  # ticks per second: measured with the trainer in a child process, 4 Hz kept ~0.9x (see README)
 MIN_SIZE = (80, 24)  # below this: a "terminal too small" message
@@ -110,9 +110,9 @@ class VgtuiApp(CompareActions, DashboardActions, App[int]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        self.status_bar = StatusBar(id="status")
-        self.diagnosis = DiagnosisPanel(id="diagnosis")
-        self.why = WhyPanel(id="why")
+        self.status_bar = CompareStatusBar(id="status")  # (each panel shows both runs while comparing)
+        self.diagnosis = CompareDiagnosisPanel(id="diagnosis")
+        self.why = CompareWhyPanel(id="why")
         self.time_charts: list[Chart] = [
             LossChart(id="loss"),
             GradHistoryChart(id="grad-history"),

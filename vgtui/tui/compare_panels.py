@@ -14,6 +14,9 @@ from vgtui.tui.panels import (
     NOTE_STYLE,
     STATUS_STYLE,
     ChainTable,
+    DiagnosisPanel,
+    StatusBar,
+    WhyPanel,
     _pack,
     product_style,
     replay_info,
@@ -178,3 +181,31 @@ def _ratio_style(ratio: float) -> str:
     if not math.isfinite(ratio):
         return ""
     return "bold green" if ratio >= 100 else "bold red" if ratio <= 1e-2 else ""
+
+
+class CompareStatusBar(StatusBar):
+    """The status bar; while comparing, the gap B − A and the run the toggle keys go to."""
+
+    def show(self, snap: Snapshot | None, preset: str, waiting_note: str = "") -> None:
+        if snap is None or snap.compare is None:
+            return super().show(snap, preset, waiting_note)
+        self.update(compare_status_text(snap, preset, waiting_note, self.size.width or self.app.size.width))
+        self.set_class(snap.status in ("error", "diverged"), "-alarm")
+
+
+class CompareDiagnosisPanel(DiagnosisPanel):
+    """The diagnosis; while comparing, one verdict per run."""
+
+    def show(self, snap: Snapshot | None, error: str | None = None) -> None:
+        if snap is None or snap.compare is None:
+            return super().show(snap, error)
+        self.update(compare_diagnosis(snap, error))
+
+
+class CompareWhyPanel(WhyPanel):
+    """The chain-rule table; while comparing, A and B side by side with a B/A column."""
+
+    def show(self, snap: Snapshot | None, selected: int) -> None:
+        if snap is None or snap.compare is None:
+            return super().show(snap, selected)
+        self.update(compare_why(snap, selected, max(3, (self.size.height or 12) - 3)))

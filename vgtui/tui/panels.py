@@ -120,12 +120,7 @@ class StatusBar(Static):
     """Top two lines: what runs, how it is doing (loss, accuracy, gradient ratio), how fast, and in which state."""
 
     def show(self, snap: Snapshot | None, preset: str, waiting_note: str = "") -> None:
-        width = self.size.width or self.app.size.width
-        if snap is not None and snap.compare is not None:  # two runs: the gap between them, where toggles go
-            from vgtui.tui.compare_panels import compare_status_text
-
-            return self.update(compare_status_text(snap, preset, waiting_note, width))
-        self.update(status_text(snap, preset, waiting_note, width))
+        self.update(status_text(snap, preset, waiting_note, self.size.width or self.app.size.width))
         self.set_class(snap is not None and snap.status in ("error", "diverged"), "-alarm")
 
 
@@ -180,10 +175,6 @@ class DiagnosisPanel(Static):
     """Live diagnosis: the engine's verdicts in plain words, each remedy with its key."""
 
     def show(self, snap: Snapshot | None, error: str | None = None) -> None:
-        if snap is not None and snap.compare is not None:  # one diagnosis per run
-            from vgtui.tui.compare_panels import compare_diagnosis
-
-            return self.update(compare_diagnosis(snap, error))
         self.update(diagnosis_renderable(snap, error))
 
 
@@ -370,10 +361,6 @@ class WhyPanel(Static):
         if snap is None:
             self.update(Text("why: waiting for data", "dim"))
             return
-        if snap.compare is not None:  # A and B side by side, with B/A
-            from vgtui.tui.compare_panels import compare_why
-
-            return self.update(compare_why(snap, selected, max(3, (self.size.height or 12) - 3)))
         width, height = max(20, self.size.width or 40), self.size.height or 12
         wanted = min(len(snap.gain) or 3, 5) + 1  # table rows worth a longer caption: a few layers and the "…"
         table = why_renderable(snap, selected, height, height < 14)
