@@ -43,7 +43,6 @@ from vgtui.tui.charts import (
     WeightChart,
 )
 from vgtui.tui.compare_actions import CompareActions
-from vgtui.tui.compare_charts import compare_replot
 from vgtui.tui.compare_panels import CompareDiagnosisPanel, CompareStatusBar, CompareWhyPanel, model_of
 from vgtui.tui.data import window_view
 from vgtui.tui.keys import ACTIONS, BOTH, DEFAULT_CLIP, LIVE, REPLAY, action_mode, bindings, key_of
@@ -290,7 +289,7 @@ class VgtuiApp(CompareActions, DashboardActions, App[int]):
         if self._drawn.get(chart.id or "") == key or self.snap is None:
             return
         view = self._view if self._view is not None else self.session.history.view(max_points=2)  # type: ignore[union-attr]
-        compare_replot(chart, Frame(self.snap, view, self.selected, self.since_step, self._view_b))
+        self.replot(chart, Frame(self.snap, view, self.selected, self.since_step, self._view_b))
         self._drawn[chart.id or ""] = key
 
     def redraw(self) -> None:
@@ -311,11 +310,9 @@ class VgtuiApp(CompareActions, DashboardActions, App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """A key of the other mode (a toggle while replaying, a seek in a live run) is neither run nor shown."""
         mode = action_mode(action, parameters)
-        if not self.compare_key_shown(action):  # w and F only while comparing
-            return False
         if mode is None or mode == BOTH:
             return True
-        return (mode == REPLAY) == self.replaying
+        return (mode == REPLAY) == self.replaying and self.compare_key_shown(action)  # w and F: while comparing
 
     def _draw_panels(self, snap: Snapshot | None) -> None:
         name = self.config.name if self.config else "(no preset)"

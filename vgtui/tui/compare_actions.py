@@ -10,6 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label
 
 from vgtui.contract import EndCompare, Fork, Target
+from vgtui.tui.compare_charts import compare_replot
 
 
 class KeepPrompt(ModalScreen[str | None]):
@@ -47,6 +48,10 @@ class CompareActions:
     """f, w and F. Relies on VgtuiApp for send(), notify(), push_screen(), snap and session."""
 
     _was_comparing = False
+
+    def replot(self, chart, frame) -> None:
+        """Draw a chart from its frame: both runs while comparing (vgtui.tui.compare_charts)."""
+        compare_replot(chart, frame)
 
     def compare_key_shown(self, action: str) -> bool:
         return action not in COMPARING_KEYS or (self.snap is not None and self.snap.compare is not None)
