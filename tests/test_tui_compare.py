@@ -185,3 +185,19 @@ async def test_a_compare_log_replays_as_a_comparison_in_the_dashboard(tmp_path):
         status = text_of(app.status_bar)
         assert "gap B−A: loss" in status and "record " in status and "toggles →" not in status
         assert "B: relu @ 20" in app.query_one("#loss").rendered_text()
+
+
+async def test_capital_s_saves_run_b_data_too(tmp_path, monkeypatch):
+    import csv
+
+    monkeypatch.chdir(tmp_path)
+    app, fake = comparing()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await pilot.press("S")
+        await pilot.pause()
+        b_files = list(tmp_path.glob("*-B.csv"))
+        assert len(b_files) == 1 and len(list(tmp_path.glob("*.csv"))) == 2
+        rows = list(csv.reader(b_files[0].open()))
+        assert rows[0][:3] == ["step", "loss", "acc"]
+        assert [int(r[0]) for r in rows[1:]] == list(range(301, 501))  # B's steps, from the fork on

@@ -3,6 +3,10 @@ to the other run, F ends the comparison keeping the run the user picks in a smal
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -11,6 +15,7 @@ from textual.widgets import Label
 
 from vgtui.contract import EndCompare, Fork, Target
 from vgtui.tui.compare_charts import compare_replot
+from vgtui.tui.data import view_csv, window_view
 
 
 class KeepPrompt(ModalScreen[str | None]):
@@ -77,6 +82,21 @@ class CompareActions:
             self.notify("Not comparing: press f to fork a run B from this run.", severity="warning")
             return False
         return True
+
+    def action_save(self) -> None:
+        """S: the screenshot and A's CSV as always; while comparing, B's chart data too, in FILE-B.csv."""
+        super().action_save()  # type: ignore[misc]
+        snap, history_b = self.snap, getattr(self.session, "history_b", None)
+        if snap is None or snap.compare is None or history_b is None or self.is_web:
+            return
+        name = self.config.name if self.config else "vgtui"
+        path = Path(os.getcwd(), f"vgtui-{name}-step{snap.step}-{time.strftime('%Y%m%d-%H%M%S')}-B.csv")
+        try:
+            path.write_text(view_csv(window_view(history_b, self.since_step, None), snap.compare.b.layer_names))
+        except OSError as exc:
+            self.notify(f"Could not save {path.name}: {exc.strerror or exc}", title="save", severity="error")
+            return
+        self.notify(f"{path.name} (run B)", title="saved", markup=False)
 
     def action_fork(self) -> None:
         """f: run B := this run now (with --compare's toggles, if any); toggle keys then go to B."""
