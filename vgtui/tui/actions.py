@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vgtui.config import ConfigError, RunConfig
 from vgtui.contract import ModelState, NextEvent, Pause, Reset, Resume, Seek, SelectLayer, SetSpeed, Step, Toggle
+from vgtui.tui.compare_panels import model_of
 from vgtui.tui.data import view_csv, window_view
 from vgtui.tui.help import HelpScreen
 from vgtui.tui.keys import apply_toggle, fmt_value, model_state_from_config, toggle_for
@@ -25,7 +26,7 @@ class DashboardActions:
         if self._optimistic is not None:
             return self._optimistic
         if self.snap is not None:
-            return self.snap.model
+            return model_of(self.snap)  # comparing: the model of the run the toggle keys go to
         return model_state_from_config(self.config) if self.config else None
 
     def _toggle(self, action: str) -> None:

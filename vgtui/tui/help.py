@@ -76,6 +76,14 @@ ones receive almost nothing and their weights stop moving. Factors above 1 do th
 CONTROL_KEYS = ("pause", "step", "reset", "restore", "presets", "clear_charts", "whole_run", "save", "layer_down",
                 "layer_up", "help", "quit")  # fmt: skip
 REPLAY_KEYS = ("play", "seek_back", "seek_forward", "slower", "faster", "next_event", "restart")
+COMPARE_KEYS = ("fork", "target", "end_compare")
+COMPARE_TEXT = """
+**Comparing a remedy side by side** (or `vgtui launch PRESET --compare "activation=leaky_relu,init=he"`): run B
+starts as an exact copy of run A and trains on the same batches, so the two stay equal until a toggle changes B.
+Every chart then shows both runs; the legend names B by what differs from A and the step it was forked at
+(`B: leaky_relu+he @ 300`). The status bar gives the gap B − A of loss and accuracy and the run the toggle keys
+change; the diagnosis has one verdict per run; the chain-rule table has a B/A column.
+"""
 
 
 LESSON_TEXT = """**Presenting a lesson** (`vgtui present`).
@@ -99,6 +107,8 @@ def help_markdown(lesson: bool = False) -> str:
     lines.append("- `ctrl+p` command palette (every action by name) · `ctrl+q` quit")
     lines.append("\n**Replaying a recording** (`vgtui replay FILE.jsonl`): the toggles are off; instead\n")
     lines += [f"- `{key_of(by_id[i])}` {by_id[i].help.removeprefix('Replay: ')}" for i in REPLAY_KEYS]
+    lines.append(COMPARE_TEXT)
+    lines += [f"- `{key_of(by_id[i])}` {by_id[i].help.removeprefix('Compare: ')}" for i in COMPARE_KEYS]
     lines.append("\n**Escape**, `?` or `F1` close this help; `q` quits vgtui.")
     return "\n".join(lines)
 
