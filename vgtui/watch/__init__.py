@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from vgtui.watch.core import StepHooks
+from vgtui.watch.dist import DistSync, SilentHub, TermNotice, Unsupported, detect, unwrap
 from vgtui.watch.hub import Hub, HubInfo
 from vgtui.watch.report import Reporter
 from vgtui.watchdir import check_name, socket_path, token_path, watch_dir
@@ -60,8 +61,13 @@ class Watch:
         copy_limit_mb: float = 256,
         quiet: bool = False,
     ) -> None:
+        try:
+            info, unsupported = detect(model), None
+        except Unsupported as exc:
+            info, unsupported = None, str(exc)
+        self.dist = DistSync(info, model, _device(optimizer)) if info is not None else None
         self.hooks = StepHooks(
-            model,
+            unwrap(model),
             optimizer,
             blocks=list(blocks or ()),
             keep=layers,
@@ -69,16 +75,29 @@ class Watch:
             publish_every=max(publish_every, 0.01),
             hist_layer=max(hist_layer - 1, 0),
             copy_limit=int(copy_limit_mb * 2**20),
+            dist=self.dist,
         )
         self.closed = False
         self.pid = os.getpid()  # a forked child (a DataLoader worker) must not close the parent's watch
         self.log_file: SnapshotLog | None = None
         self.token_file: Path | None = None
         self.hub: Hub | None = None
+        self.term: TermNotice | None = None
+        if unsupported is not None:
+            print(f"vgtui.watch: not watching: {unsupported}; your training goes on", file=sys.stderr)
+            self._off()
+            return
+        if self.dist is not None and not self.dist.rank0:  # rank 0 alone serves the viewers and writes the log
+            self.name, self.socket = check_name(name or _default_name()), Path()
+            self.hub = self.hooks.hub = SilentHub()  # type: ignore[assignment]
+            atexit.register(self.close)
+            return
         directory = watch_dir(create=True)
         self.name, self.socket = _free_name(name or _default_name(), directory)
         device = str(self.hooks.params[0].device)
         reporter = Reporter(self.name, device, self.hooks.heavy_every)
+        if self.dist is not None:
+            reporter.dist = {"world": self.dist.info.world, "wrapper": self.dist.info.wrapper}
         if record is not None:
             self.log_file = SnapshotLog(record, self.name, self.hooks.heavy_every)
         if tcp is not None:
@@ -104,21 +123,27 @@ class Watch:
             hub.start()
         except Exception as exc:  # noqa: BLE001 - degrade to a no-op with one warning
             print(f"vgtui.watch: not watching ({type(exc).__name__}: {exc}); your training goes on", file=sys.stderr)
-            self.hooks.off = True
-            self.hooks.remove_hooks()
+            self._off()
             return
         self.hub = self.hooks.hub = hub
         hub.on_idle = self.hooks.flush_if_idle
         if tcp is not None and token:
             self.token_file = _write_token(token_path(self.name, directory), token)
         if not quiet:
-            print(f"watching {self.name} — attach with: vgtui attach {self.name}", file=sys.stderr)
+            where = f" (rank 0 of {self.dist.info.describe()})" if self.dist is not None else ""
+            print(f"watching {self.name}{where} — attach with: vgtui attach {self.name}", file=sys.stderr)
             if tcp is not None:
                 print(
                     f"  over TCP: vgtui attach tcp://{tcp[0]}:{hub.tcp_port} --token-file {self.token_file}",
                     file=sys.stderr,
                 )
+        if self.dist is not None:
+            self.term = TermNotice(self._terminated)
         atexit.register(self.close)
+
+    def _off(self) -> None:
+        self.hooks.off = True
+        self.hooks.remove_hooks()
 
     # ------------------------------------------------------------------ the user's calls
 
@@ -133,6 +158,10 @@ class Watch:
         self.closed = True
         hooks = self.hooks
         hooks.remove_hooks()
+        if self.term is not None:
+            self.term.restore()
+        if self.dist is not None:
+            self._crashed()
         if self.hub is not None:
             if not hooks.off and self.hub.alive:
                 with contextlib.suppress(Exception):
@@ -149,6 +178,32 @@ class Watch:
                 self.token_file.unlink()
         with contextlib.suppress(Exception):
             atexit.unregister(self.close)
+
+    def _terminated(self) -> None:
+        """Rank 0 got SIGTERM (torchrun stops every rank when one fails): tell the viewers, then close."""
+        if self.closed:
+            return
+        self._end_with("the watch ended: rank 0 was sent SIGTERM (torchrun stops every rank when one of them fails "
+                       "or is stopped)")  # fmt: skip
+        self.close()
+
+    def _crashed(self) -> None:
+        """At exit under torchrun: where the script ended with an exception (a rank's death reaches rank 0 as an
+        error in a collective), the viewers are told which."""
+        exc = getattr(sys, "last_value", None)
+        if exc is not None and not self.hooks.off:
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            self._end_with(f"the watch ended: the training script stopped with {type(exc).__name__}: {first}")
+
+    def _end_with(self, text: str) -> None:
+        hooks = self.hooks
+        if hooks.off or self.hub is None:
+            return
+        with contextlib.suppress(Exception):
+            hooks._notices.append(("error", text))
+            hooks.status = "error"
+            hooks.publish(status="error")
+        hooks.off = True
 
     def __enter__(self) -> Watch:
         return self
@@ -180,6 +235,14 @@ def watch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, **options: A
     """Watch `model` trained by `optimizer`; see Watch for the options (name, blocks, layers, heavy_every, record,
     tcp, token, ...)."""
     return Watch(model, optimizer, **options)
+
+
+def _device(optimizer: torch.optim.Optimizer) -> torch.device:
+    """Where the collectives' small vectors live: the parameters' device (NCCL needs CUDA tensors)."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            return p.device
+    return torch.device("cpu")
 
 
 def _default_name() -> str:

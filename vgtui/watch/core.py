@@ -60,12 +60,14 @@ class StepHooks(Controls):
         publish_every: float,
         hist_layer: int,
         copy_limit: int,
+        dist: Any = None,
     ) -> None:
         self.model, self.optimizer = model, optimizer
+        self.dist = dist  # vgtui.watch.dist.DistSync under torchrun, else None
         self.params = optimizer_params(optimizer)
         if not self.params:
             raise ValueError("vgtui.watch: the optimizer has no parameters that require grad")
-        self.order = ForwardOrder(model, self.params)
+        self.order = ForwardOrder(model, self.params, ndim=dist.ndim if dist is not None else None)
         self.acts = find_activations(model)
         self.blocks = blocks
         self.keep = keep
@@ -167,7 +169,7 @@ class StepHooks(Controls):
                 return
             with self._lock:
                 self._post()
-            self._gate()
+            self._gate() if self.dist is None else self.dist.gate(self)
         finally:
             self._in_step = False
 
@@ -192,7 +194,7 @@ class StepHooks(Controls):
                 self._steps.append(self.step)
                 self._row = None
             self._finish_heavy()
-            self._drain()
+            self._drain() if self.dist is None else self.dist.sync(self)
             if self.status == "paused" and self._steps_left > 0:
                 self._steps_left -= 1
             if time.monotonic() >= self._next_publish or (self.status == "paused" and self._steps_left == 0):
@@ -216,7 +218,10 @@ class StepHooks(Controls):
         self.layers, note = select(found, keep_fn)
         if note:
             self._notices.append(("info", note))
-        self.meter = Meter(self.params, self.layers, self.copy_limit)
+        if self.dist is None:
+            self.meter = Meter(self.params, self.layers, self.copy_limit)
+        else:
+            self.meter = self.dist.meter(self, self.params, self.layers, self.copy_limit)
         self.rows = LightRows(self.meter.plan)
         if not self.meter.copy_on:
             mb = self.meter.copy_bytes / 2**20

@@ -93,6 +93,7 @@ class Reporter:
         self._mark: tuple[float, int] | None = None
         self.last: Batch | None = None
         self.latest: Snapshot | None = None
+        self.dist: dict | None = None  # {"world": N, "wrapper": "DDP"} under torchrun (rank 0's hub)
 
     def notify(self, level: str, text: str) -> Notice:
         self._seq += 1
@@ -224,6 +225,8 @@ class Reporter:
         skipped = b.skipped if b else 0
         device = self.device + (f" · {skipped} skipped steps" if skipped else "")
         extra = {"watch": {"name": self.name, "heavy_every": self.heavy_every, "skipped_steps": skipped}}
+        if self.dist:
+            extra["dist"] = dict(self.dist)
         if self.metrics:
             extra["metrics"] = dict(self.metrics)
         if self.blocks:

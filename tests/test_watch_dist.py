@@ -1,0 +1,154 @@
+"""vgtui.watch under torchrun (2 ranks, gloo, CPU): DDP, FSDP1 (use_orig_params=True) and FSDP2 (fully_shard).
+
+One torchrun launch trains the three wrappers in turn (tests/watch_scripts/dist_train.py); a viewer attached to
+rank 0 must receive the per-layer gradient norms of a single-process reference trained on the concatenated global
+batch, a pause must hold both ranks at the same step, a clip toggle must apply at the same step on both ranks (the
+DDP replicas stay identical), and a second viewer leaving mid-run changes nothing. A second launch kills one rank:
+the watch ends with a message, nothing hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from watch_helpers import ROOT, SCRIPTS, child_env, wait_for, watch_dir_fixture  # noqa: F401 - fixture
+
+from vgtui.attach import connect
+from vgtui.contract import Pause, Resume, Toggle
+
+pytestmark = pytest.mark.usefixtures("watch_dir")
+WRAPPERS = ("ddp", "fsdp1", "fsdp2")
+RENDEZVOUS_FAILED = ("rendezvous", "RendezvousTimeout", "EADDRINUSE", "Address already in use", "connect() timed out")
+
+
+def torchrun(out: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--monitor-interval=0.5",
+           str(SCRIPTS / "dist_train.py"), "--out", str(out), *extra]  # fmt: skip
+    return subprocess.Popen(cmd, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)  # fmt: skip
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> str:
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        raise AssertionError(f"torchrun did not end in {timeout:.0f} s:\n{output[-3000:]}") from None
+    return output
+
+
+def attach(name: str, out: Path, proc: subprocess.Popen, ready: str):
+    wait_for(lambda: (out / ready).exists() or proc.poll() is not None, 120, f"{name} to start")
+    if proc.poll() is not None:
+        return None
+    end = time.monotonic() + 30
+    while True:
+        try:
+            return connect(name)
+        except Exception:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
+def drive(out: Path, proc: subprocess.Popen) -> dict[str, dict]:
+    """Per wrapper: attach two viewers, drop one, pause ~1.5 s, resume, clip; the staying viewer's history."""
+    seen: dict[str, dict] = {}
+    for kind in WRAPPERS:
+        viewer = attach(f"dist-{kind}", out, proc, f"{kind}.ready")
+        if viewer is None:
+            return seen
+        leaver = connect(f"dist-{kind}")
+        wait_for(lambda v=viewer: v.latest() is not None and v.latest().step >= 8, 60, f"{kind}: steps")
+        leaver.stop()  # a viewer leaving mid-run
+        viewer.send(Pause())
+        wait_for(lambda v=viewer: v.latest().status == "paused", 60, f"{kind}: paused")
+        paused_at = viewer.latest().step
+        time.sleep(1.5)
+        viewer.send(Resume())
+        wait_for(lambda v=viewer: v.latest().step > paused_at + 3, 60, f"{kind}: running again")
+        viewer.send(Toggle("clip", "0.05"))
+        wait_for(lambda v=viewer: v.ended.is_set(), 120, f"{kind}: the end of the run")
+        v = viewer.history.view()
+        snap = viewer.latest()
+        seen[kind] = {"steps": v.steps, "grad": v["grad_norm"], "loss": v["loss"], "clipped": v["clipped"],
+                      "events": [(e.step, e.name, e.value) for e in snap.events], "paused_at": paused_at,
+                      "extra": snap.extra, "names": snap.layer_names, "weight": snap.weight_norm,
+                      "update": snap.update_ratio, "stats_step": snap.stats_step, "hist": snap.hist_counts}  # fmt: skip
+        viewer.stop()
+    return seen
+
+
+def test_ddp_fsdp1_fsdp2_viewers_see_the_global_numbers_and_commands_apply_on_every_rank(tmp_path: Path):
+    for attempt in range(2):  # a loaded box sometimes fails the rendezvous itself: retry that once
+        out = tmp_path / f"try{attempt}"
+        out.mkdir()
+        proc = torchrun(out)
+        try:
+            seen = drive(out, proc)
+        finally:
+            output = finish(proc, 240)
+        if proc.returncode == 0 or not any(s in output for s in RENDEZVOUS_FAILED) or attempt:
+            break
+    assert proc.returncode == 0, output[-3000:]
+    for kind in WRAPPERS:
+        got = seen[kind]
+        ranks = [json.loads((out / f"{kind}-rank{r}.json").read_text()) for r in range(2)]
+        ref_grad, ref_loss = np.array(ranks[0]["ref_grad"]), np.array(ranks[0]["ref_loss"])
+        steps = got["steps"]
+        assert len(steps) == len(ref_grad) and steps[-1] == len(ref_grad), kind  # every step reached the viewer
+        np.testing.assert_allclose(got["grad"], ref_grad[steps - 1], rtol=1e-5, err_msg=kind)
+        assert got["names"] == ("[0]", "[2]", "[4]", "[6]"), got["names"]
+        assert got["extra"]["dist"] == {"world": 2, "wrapper": kind.upper()}
+        # the loss: the mean over the ranks' batches under FSDP (= the reference's); rank 0's own under DDP
+        want = ref_loss if kind != "ddp" else np.array(ranks[0]["loss"])
+        np.testing.assert_allclose(got["loss"], want[steps - 1], rtol=1e-5, err_msg=kind)
+        # heavy statistics: the weight norms after the last heavy step, the update sizes, the histogram's counts
+        ref_weight = np.array(ranks[0]["ref_weight"])[got["stats_step"] - 1]
+        np.testing.assert_allclose(got["weight"], ref_weight, rtol=1e-5, err_msg=kind)
+        assert np.isfinite(got["update"]).all() and (got["update"] > 0).all()
+        assert got["hist"].sum() == 16 * 8  # every element of layer 1's gradient, over both ranks' shards
+        # the clip applied at the same step on both ranks, and the viewer saw it from that step on
+        first = [next(i for i, c in enumerate(r["clip"]) if c is not None) for r in ranks]
+        assert first[0] == first[1] and ranks[0]["clip"] == ranks[1]["clip"], kind
+        assert not got["clipped"][: first[0]].any() and got["clipped"][first[0] :].all(), kind
+        assert ("clip", "0.05") in [(n, v) for _, n, v in got["events"]]
+        # the pause held both ranks after the same step
+        gaps = [np.diff(r["time"]) for r in ranks]
+        held = [int(np.argmax(g)) + 2 for g in gaps]  # the step inside which each rank waited longest
+        assert held[0] == held[1] == got["paused_at"] and min(g.max() for g in gaps) > 1.0, kind
+    ddp = [np.array(json.loads((out / f"ddp-rank{r}.json").read_text())["params"]) for r in range(2)]
+    np.testing.assert_array_equal(ddp[0], ddp[1])  # the replicas stayed identical through clip and pause
+
+
+def test_a_rank_that_dies_ends_the_watch_with_a_message(tmp_path: Path):
+    for attempt in range(2):
+        out = tmp_path / f"try{attempt}"
+        out.mkdir()
+        proc = torchrun(out, "--wrappers", "ddp", "--hang", "--prefix", "dies", "--max-steps", "400")
+        viewer = None
+        try:
+            viewer = attach("dies-ddp", out, proc, "ddp.ready")
+            if viewer is not None:
+                wait_for(lambda v=viewer: v.latest() is not None and v.latest().step >= 2, 60, "steps")
+                os.kill(int((out / "rank1.pid").read_text()), signal.SIGKILL)
+                wait_for(viewer.ended.is_set, 90, "the viewer to hear that the run ended")
+        finally:
+            output = finish(proc, 120)
+        if viewer is not None or attempt or not any(s in output for s in RENDEZVOUS_FAILED):
+            break
+    assert viewer is not None, output[-3000:]
+    snap = viewer.latest()
+    assert snap.status == "error", (snap.status, output[-2000:])
+    assert any("rank" in n.text for n in snap.notices), [n.text for n in snap.notices]
+    assert proc.returncode != 0
+    viewer.stop()

@@ -1,0 +1,366 @@
+"""vgtui.watch inside a torch.distributed job (torchrun): which wrapper, who serves the viewers, and how every rank
+applies the same command at the same step.
+
+Every rank runs the step hooks; rank 0 alone opens the socket, writes the run log and publishes. The wrapper
+decides what is measured where:
+- plain / DDP: at step time p.grad is already averaged and identical on every rank, so rank 0's own norms are exact
+  (summing squares over ranks would be sqrt(N)-fold too high); no communication on the measuring path.
+- FSDP1 (use_orig_params=True) / FSDP2 (fully_shard): each rank holds a slice; see vgtui.watch.shard.
+Commands: a viewer's command waits in rank 0's queue until the next sync step; there rank 0 broadcasts it (a small
+float64 vector) and every rank applies it between the same two optimizer steps. Sync steps come every K steps, K
+chosen by rank 0 for about one sync per SYNC_S seconds and sent in the same broadcast, so every rank knows the next
+one (a collective under a rank-dependent condition would hang). While paused, every rank waits in a broadcast that
+rank 0 repeats every HEARTBEAT_S (well inside any process-group timeout). A collective that fails (a rank died, or
+the process-group timeout passed) ends the watch: the viewers are told, and the training meets the same error.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from vgtui.contract import Pause, Resume, SelectLayer, Step, Toggle
+from vgtui.engine.toggles import normalize
+
+SYNC_S = 0.25  # about this long between two command syncs
+HEARTBEAT_S = 1.0  # while paused, every rank meets rank 0 this often
+MAX_K = 1000
+MAX_COMMANDS = 8  # per sync; more wait for the next one
+HEAD = 4  # next K, number of commands, rank 0's watch ended, spare
+CODES = {"pause": 1, "resume": 2, "step": 3, "layer": 4, "clip": 5, "lr": 6}
+
+
+class Unsupported(ValueError):
+    """A distributed setup vgtui.watch cannot measure; str() says why and what to do."""
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world: int
+    wrapper: str  # "plain" | "DDP" | "FSDP1" | "FSDP2"
+
+    @property
+    def sharded(self) -> bool:
+        return self.wrapper in ("FSDP1", "FSDP2")
+
+    def describe(self) -> str:
+        return f"{self.wrapper} × {self.world}"
+
+
+def detect(model: nn.Module) -> DistInfo | None:
+    """The process group and wrapper, or None where no process group is initialised. Unsupported: FSDP1 without
+    use_orig_params=True (only flat parameters: no layers) and DeepSpeed (p.grad is None under ZeRO)."""
+    if type(model).__name__ == "DeepSpeedEngine":
+        raise Unsupported(
+            "DeepSpeed is not supported: under ZeRO p.grad is None at step time (its gradients live in DeepSpeed's "
+            "own partitions), so there is nothing to measure without gathering every gradient"
+        )
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    rank, world = dist.get_rank(), dist.get_world_size()
+    fsdp1 = _fsdp1_modules(model)
+    if fsdp1:
+        if not all(getattr(m, "_use_orig_params", False) for m in fsdp1):
+            raise Unsupported(
+                "FSDP without use_orig_params=True shows only flat parameters: wrap with "
+                "FullyShardedDataParallel(..., use_orig_params=True) (or use FSDP2's fully_shard)"
+            )
+        return DistInfo(rank, world, "FSDP1")
+    if _is_fsdp2(model):
+        return DistInfo(rank, world, "FSDP2")
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        return DistInfo(rank, world, "DDP")
+    return DistInfo(rank, world, "plain")
+
+
+def _fsdp1_modules(model: nn.Module) -> list[nn.Module]:
+    try:
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    except ImportError:  # pragma: no cover - torch without FSDP
+        return []
+    return [m for m in model.modules() if isinstance(m, FSDP)]
+
+
+def _is_fsdp2(model: nn.Module) -> bool:
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # pragma: no cover
+        return False
+    return any(isinstance(m, FSDPModule) for m in model.modules())
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's own module inside DDP (its layer names without 'module.')."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+class ShapeBook:
+    """Full shapes and numbers of elements of FSDP1's original parameters (on a rank they are flat slices)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.shapes: dict[int, torch.Size] = {}
+        for m in _fsdp1_modules(model):
+            handle = getattr(m, "_handle", None)
+            flat = getattr(handle, "flat_param", None) if handle is not None else None
+            if flat is None:
+                continue
+            for info, shape in zip(flat._param_infos, flat._shapes, strict=False):
+                p = getattr(info.module, info.param_name, None)
+                if isinstance(p, torch.Tensor):
+                    self.shapes[id(p)] = torch.Size(shape)
+
+    def ndim(self, p: torch.Tensor) -> int:
+        shape = self.shapes.get(id(p))
+        return len(shape) if shape is not None else p.dim()
+
+    def numel(self, p: torch.Tensor) -> int:
+        shape = self.shapes.get(id(p))
+        return math.prod(shape) if shape is not None else p.numel()
+
+    def sharded(self, p: torch.Tensor) -> bool:
+        return id(p) in self.shapes or hasattr(p, "to_local")
+
+
+class SilentHub:
+    """What the hooks publish to on ranks other than 0: nothing is kept, no socket is opened."""
+
+    alive = True
+    error = None
+    tcp_port = 0
+
+    def __init__(self) -> None:
+        self.commands: queue.SimpleQueue = queue.SimpleQueue()
+        self.wake = threading.Event()
+        self.on_idle = None
+
+    def publish(self, _item: Any) -> None:
+        pass
+
+    def close(self, timeout: float = 0.0) -> None:
+        pass
+
+    def viewer_stats(self) -> list[dict[str, Any]]:
+        return []
+
+
+class DistSync:
+    """The hooks' distributed half: the meter to use, the command sync, the pause gate, a failed collective."""
+
+    def __init__(self, info: DistInfo, model: nn.Module, device: torch.device) -> None:
+        self.info = info
+        self.book = ShapeBook(model)
+        self.device = device
+        self.next_sync = 1  # the first sync is after step 1; later ones every K steps, K from rank 0
+        self.k = 1
+        self.failed: str | None = None
+        self._mark: tuple[float, int] | None = None
+        self.syncs = 0
+
+    @property
+    def rank0(self) -> bool:
+        return self.info.rank == 0
+
+    def ndim(self, p: torch.Tensor) -> int:
+        return self.book.ndim(p)
+
+    def meter(self, hooks: Any, params: list[torch.Tensor], layers: list, copy_limit: int) -> Any:
+        if not self.info.sharded:
+            from vgtui.watch.stats import Meter
+
+            return Meter(params, layers, copy_limit)
+        from vgtui.watch.shard import ShardMeter
+
+        return ShardMeter(
+            params,
+            layers,
+            copy_limit,
+            global_numel=self.book.numel,
+            sharded=self.book.sharded,
+            hooks=hooks,
+            collective=lambda fn: self.collective(hooks, fn),
+            world=self.info.world,
+            rank=self.info.rank,
+        )
+
+    # ------------------------------------------------------------------ collectives
+
+    def collective(self, hooks: Any, fn: Callable[[], object]) -> None:
+        """Run one collective; where it fails (a rank died, the timeout passed) the watch ends and says why, and the
+        error goes on to the caller (the hooks catch it: the training then meets it in its own next collective)."""
+        try:
+            fn()
+        except Exception as exc:
+            self.lost(hooks, exc)
+            raise
+
+    def lost(self, hooks: Any, exc: BaseException) -> None:
+        if self.failed is not None:
+            return
+        text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        self.failed = text[:300]
+        hooks._notices.append(
+            (
+                "error",
+                f"the watch ended: a rank of this {self.info.describe()} job stopped answering (it died, or the "
+                f"process-group timeout passed): {self.failed}",
+            )
+        )
+        hooks.status = "error"
+        hooks.off = True
+        if self.rank0:
+            print(f"vgtui.watch: the watch ended: a rank stopped answering ({self.failed})", file=sys.stderr)
+            try:
+                hooks._publish("error")
+            except Exception:  # noqa: BLE001, S110 - the hub may be gone too
+                pass
+
+    # ------------------------------------------------------------------ commands
+
+    def sync(self, hooks: Any) -> None:
+        """After an optimizer step (in place of draining the queue): on sync steps every rank applies rank 0's
+        commands."""
+        if hooks.step >= self.next_sync:
+            self.exchange(hooks)
+
+    def exchange(self, hooks: Any) -> None:
+        """One broadcast from rank 0: the next sync's K, the commands; every rank applies them in order."""
+        vec = torch.zeros(HEAD + 2 * MAX_COMMANDS, dtype=torch.float64, device=self.device)
+        if self.rank0:
+            vec.copy_(torch.tensor(self._encode(hooks), dtype=torch.float64))
+        self.collective(hooks, lambda: dist.broadcast(vec, 0))
+        values = vec.tolist()
+        self.syncs += 1
+        self.k = max(1, min(MAX_K, int(values[0])))
+        self.next_sync = hooks.step + self.k
+        if values[2] and not self.rank0:  # rank 0's watch was closed while paused: stop meeting it
+            hooks.off = True
+            return
+        for j in range(int(values[1])):
+            command = _decode(values[HEAD + 2 * j], values[HEAD + 2 * j + 1])
+            if command is not None:
+                hooks._apply(command)
+
+    def _encode(self, hooks: Any) -> list[float]:
+        now = time.monotonic()
+        k = self.k
+        if self._mark is not None and hooks.step > self._mark[1]:
+            per_step = (now - self._mark[0]) / (hooks.step - self._mark[1])
+            k = max(1, min(MAX_K, int(SYNC_S / per_step))) if per_step > 0 else MAX_K
+        self._mark = (now, hooks.step)
+        out = [float(k), 0.0, 1.0 if hooks.off else 0.0, 0.0]
+        commands = hooks.hub.commands if hooks.hub is not None else None
+        n = 0
+        while commands is not None and n < MAX_COMMANDS:
+            try:
+                command = commands.get_nowait()
+            except queue.Empty:
+                break
+            encoded = _encode(command)
+            if encoded is None:
+                hooks._notices.append(("warn", f"not applied: {command!r}"))
+                continue
+            out += encoded
+            n += 1
+        out[1] = float(n)
+        return out + [0.0] * (2 * (MAX_COMMANDS - n))
+
+    def gate(self, hooks: Any) -> None:
+        """While paused (and no steps granted), every rank waits here; rank 0 meets the others every HEARTBEAT_S (at
+        once when a command arrives) with the commands so far."""
+        told = False
+        while hooks.status == "paused" and hooks._steps_left == 0 and not hooks.off:
+            if self.rank0:
+                if not told or hooks._events or hooks._notices:
+                    hooks._safe_publish()
+                    told = True
+                hooks.hub.wake.wait(HEARTBEAT_S)
+                hooks.hub.wake.clear()
+                self._mark = None  # a pause is no step time
+            try:
+                self.exchange(hooks)
+            except Exception as exc:  # noqa: BLE001 - told to the viewers in lost()
+                hooks._core_failed(exc)
+                return
+
+
+def _encode(command: Any) -> list[float] | None:
+    if isinstance(command, Pause):
+        return [CODES["pause"], 0.0]
+    if isinstance(command, Resume):
+        return [CODES["resume"], 0.0]
+    if isinstance(command, Step):
+        return [CODES["step"], float(command.count)]
+    if isinstance(command, SelectLayer):
+        return [CODES["layer"], float(command.layer)]
+    if isinstance(command, Toggle) and command.name == "clip":
+        value = normalize(command)
+        return [CODES["clip"], math.nan if value is None else float(value)]  # type: ignore[arg-type]
+    if isinstance(command, Toggle) and command.name == "lr":
+        return [CODES["lr"], float(normalize(command))]  # type: ignore[arg-type]
+    return None
+
+
+def _decode(code: float, value: float) -> Any:
+    c = int(code)
+    if c == CODES["pause"]:
+        return Pause()
+    if c == CODES["resume"]:
+        return Resume()
+    if c == CODES["step"]:
+        return Step(int(value))
+    if c == CODES["layer"]:
+        return SelectLayer(int(value))
+    if c == CODES["clip"]:
+        return Toggle("clip", "off" if math.isnan(value) else repr(value))
+    if c == CODES["lr"]:
+        return Toggle("lr", repr(value))
+    return None
+
+
+class TermNotice:
+    """Rank 0's SIGTERM handler: torchrun sends SIGTERM to every rank when one fails, and Python's default is to die
+    at once, so the viewers would only see the connection close. This tells them first, then does what was there
+    before (the default: die by SIGTERM; a user's handler: call it). Installed only from the main thread and only
+    over the default or a callable handler."""
+
+    def __init__(self, on_term: Callable[[], None]) -> None:
+        self.on_term = on_term
+        self.previous: Any = None
+        self.installed = False
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is signal.SIG_DFL or callable(previous):
+            self.previous = previous
+            signal.signal(signal.SIGTERM, self._handle)
+            self.installed = True
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.restore()
+        try:
+            self.on_term()
+        except Exception:  # noqa: BLE001, S110 - the signal's own effect comes next regardless
+            pass
+        if callable(self.previous):
+            self.previous(signum, frame)
+        else:
+            signal.raise_signal(signum)
+
+    def restore(self) -> None:
+        if not self.installed or threading.current_thread() is not threading.main_thread():
+            return
+        self.installed = False
+        if signal.getsignal(signal.SIGTERM) == self._handle:
+            signal.signal(signal.SIGTERM, self.previous if self.previous is not None else signal.SIG_DFL)
