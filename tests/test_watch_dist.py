@@ -149,6 +149,6 @@ def test_a_rank_that_dies_ends_the_watch_with_a_message(tmp_path: Path):
     assert viewer is not None, output[-3000:]
     snap = viewer.latest()
     assert snap.status == "error", (snap.status, output[-2000:])
-    assert any("rank" in n.text for n in snap.notices), [n.text for n in snap.notices]
+    assert any("rank" in n.text for n in snap.notices), ([n.text for n in snap.notices], output[-3000:])
     assert proc.returncode != 0
     viewer.stop()

@@ -158,8 +158,8 @@ class Watch:
         self.closed = True
         hooks = self.hooks
         hooks.remove_hooks()
-        if self.term is not None:
-            self.term.restore()
+        if self.term is not None:  # a SIGTERM now waits until the viewers have been told
+            self.term.holding = True
         if self.dist is not None:
             self._crashed()
         if self.hub is not None:
@@ -178,6 +178,8 @@ class Watch:
                 self.token_file.unlink()
         with contextlib.suppress(Exception):
             atexit.unregister(self.close)
+        if self.term is not None:
+            self.term.restore()
 
     def _terminated(self) -> None:
         """Rank 0 got SIGTERM (torchrun stops every rank when one fails): tell the viewers, then close."""
@@ -193,7 +195,7 @@ class Watch:
         exc = getattr(sys, "last_value", None)
         if exc is not None and not self.hooks.off:
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-            self._end_with(f"the watch ended: the training script stopped with {type(exc).__name__}: {first}")
+            self._end_with(f"the watch ended: rank 0 stopped with {type(exc).__name__}: {first}")
 
     def _end_with(self, text: str) -> None:
         hooks = self.hooks
