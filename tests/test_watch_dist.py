@@ -30,8 +30,8 @@ RENDEZVOUS_FAILED = ("rendezvous", "RendezvousTimeout", "EADDRINUSE", "Address a
 
 
 def torchrun(out: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--monitor-interval=0.5",
-           str(SCRIPTS / "dist_train.py"), "--out", str(out), *extra]  # fmt: skip
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "--monitor-interval=0.5", str(SCRIPTS / "dist_train.py"), "--out", str(out), *extra]  # fmt: skip
     return subprocess.Popen(cmd, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)  # fmt: skip
 
@@ -75,7 +75,7 @@ def drive(out: Path, proc: subprocess.Popen) -> dict[str, dict]:
         paused_at = viewer.latest().step
         time.sleep(1.5)
         viewer.send(Resume())
-        wait_for(lambda v=viewer: v.latest().step > paused_at + 3, 60, f"{kind}: running again")
+        wait_for(lambda v=viewer, at=paused_at: v.latest().step > at + 3, 60, f"{kind}: running again")
         viewer.send(Toggle("clip", "0.05"))
         wait_for(lambda v=viewer: v.ended.is_set(), 120, f"{kind}: the end of the run")
         v = viewer.history.view()
@@ -152,3 +152,18 @@ def test_a_rank_that_dies_ends_the_watch_with_a_message(tmp_path: Path):
     assert any("rank" in n.text for n in snap.notices), ([n.text for n in snap.notices], output[-3000:])
     assert proc.returncode != 0
     viewer.stop()
+
+
+def test_the_status_bar_names_the_wrapper_and_the_world_size():
+    from dataclasses import replace
+
+    from tui_fakes import FakeSession, fake_config
+
+    from vgtui.tui.panels import status_text
+
+    fake = FakeSession(fake_config())
+    fake.advance(5)
+    snap = fake.latest()
+    assert "ranks" not in status_text(snap, "x", width=200).plain  # a single process shows none
+    shown = status_text(replace(snap, extra={"dist": {"world": 4, "wrapper": "FSDP2"}}), "x", width=200).plain
+    assert "FSDP2 × 4 ranks" in shown.splitlines()[0]

@@ -16,6 +16,7 @@ the process-group timeout passed) ends the watch: the viewers are told, and the 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
@@ -168,6 +169,8 @@ class DistSync:
         self.failed: str | None = None
         self._mark: tuple[float, int] | None = None
         self.syncs = 0
+        self.collectives = 0  # how many vgtui ran, and the seconds they took (waiting for the other ranks included)
+        self.collective_s = 0.0
 
     @property
     def rank0(self) -> bool:
@@ -200,11 +203,14 @@ class DistSync:
     def collective(self, hooks: Any, fn: Callable[[], object]) -> None:
         """Run one collective; where it fails (a rank died, the timeout passed) the watch ends and says why, and the
         error goes on to the caller (the hooks catch it: the training then meets it in its own next collective)."""
+        t0 = time.perf_counter()
         try:
             fn()
         except Exception as exc:
             self.lost(hooks, exc)
             raise
+        self.collectives += 1
+        self.collective_s += time.perf_counter() - t0
 
     def lost(self, hooks: Any, exc: BaseException) -> None:
         if self.failed is not None:
@@ -222,10 +228,8 @@ class DistSync:
         hooks.off = True
         if self.rank0:
             print(f"vgtui.watch: the watch ended: a rank stopped answering ({self.failed})", file=sys.stderr)
-            try:
+            with contextlib.suppress(Exception):  # the hub may be gone too
                 hooks._publish("error")
-            except Exception:  # noqa: BLE001, S110 - the hub may be gone too
-                pass
 
     # ------------------------------------------------------------------ commands
 
@@ -356,10 +360,8 @@ class TermNotice:
             self.pending = (signum, frame)
             return
         self.restore()
-        try:
+        with contextlib.suppress(Exception):  # the signal's own effect comes next regardless
             self.on_term()
-        except Exception:  # noqa: BLE001, S110 - the signal's own effect comes next regardless
-            pass
         self._chain(signum, frame)
 
     def _chain(self, signum: int, frame: Any) -> None:

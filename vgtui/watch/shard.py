@@ -133,12 +133,9 @@ class ShardMeter(Meter):
         try:
             pending = super().before_step(hist_layer, False)
             if self.weights:
-                grads = self.grads()
-                g = grads[min(max(hist_layer, 0), len(grads) - 1)]
-                logs = g.detach().abs().float().log10_().clamp_(HIST_LO, HIST_HI)
-                pending.hist = torch.histc(logs, bins=HIST_BINS, min=HIST_LO, max=HIST_HI) * self.own[
-                    min(max(hist_layer, 0), len(grads) - 1)
-                ]
+                i = min(max(hist_layer, 0), len(self.weights) - 1)
+                logs = self.grads()[i].detach().abs().float().log10_().clamp_(HIST_LO, HIST_HI)
+                pending.hist = torch.histc(logs, bins=HIST_BINS, min=HIST_LO, max=HIST_HI) * self.own[i]
         except Exception:  # noqa: BLE001 - the after-step collective must still be reached on this rank
             pending = PendingHeavy()
         return pending
