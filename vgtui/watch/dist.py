@@ -6,8 +6,9 @@ decides what is measured where:
 - plain / DDP: at step time p.grad is already averaged and identical on every rank, so rank 0's own norms are exact
   (summing squares over ranks would be sqrt(N)-fold too high); no communication on the measuring path.
 - FSDP1 (use_orig_params=True) / FSDP2 (fully_shard): each rank holds a slice; see vgtui.watch.shard.
-Commands: a viewer's command waits in rank 0's queue until the next sync step; there rank 0 broadcasts it (a small
-float64 vector) and every rank applies it between the same two optimizer steps. Sync steps come every K steps, K
+Commands: a viewer's command waits in rank 0's queue until the next sync step; there rank 0 starts a broadcast of it
+(a small float64 vector, async) and after the following step every rank waits for it and applies it, between the
+same two optimizer steps everywhere. Sync steps come every K steps, K
 chosen by rank 0 for about one sync per SYNC_S seconds and sent in the same broadcast, so every rank knows the next
 one (a collective under a rank-dependent condition would hang). While paused, every rank waits in a broadcast that
 rank 0 repeats every HEARTBEAT_S (well inside any process-group timeout). A collective that fails (a rank died, or
@@ -39,6 +40,7 @@ SYNC_S = 0.25  # about this long between two command syncs
 HEARTBEAT_S = 1.0  # while paused, every rank meets rank 0 this often
 MAX_K = 1000
 MAX_COMMANDS = 8  # per sync; more wait for the next one
+MAX_STEP = 1 << 62
 HEAD = 4  # next K, number of commands, rank 0's watch ended, spare
 CODES = {"pause": 1, "resume": 2, "step": 3, "layer": 4, "clip": 5, "lr": 6}
 
@@ -169,6 +171,7 @@ class DistSync:
         self.failed: str | None = None
         self._mark: tuple[float, int] | None = None
         self.syncs = 0
+        self._pending: tuple[torch.Tensor, Any, int] | None = None  # a broadcast started, not yet waited for
         self.collectives = 0  # how many vgtui ran, and the seconds they took (waiting for the other ranks included)
         self.collective_s = 0.0
 
@@ -234,21 +237,42 @@ class DistSync:
     # ------------------------------------------------------------------ commands
 
     def sync(self, hooks: Any) -> None:
-        """After an optimizer step (in place of draining the queue): on sync steps every rank applies rank 0's
-        commands."""
+        """After an optimizer step (in place of draining the queue). A sync step starts the broadcast of rank 0's
+        commands without waiting; every rank waits for it after the next step and applies them then, so a late
+        rank's lateness overlaps a step of training."""
+        self.settle(hooks)
         if hooks.step >= self.next_sync:
-            self.exchange(hooks)
+            vec, works = self._vector(hooks), []
+            self.collective(hooks, lambda: works.append(dist.broadcast(vec, 0, async_op=True)))
+            self._pending = (vec, works[0], hooks.step)
+            self.next_sync = MAX_STEP  # known once this broadcast is taken
+
+    def settle(self, hooks: Any) -> None:
+        """Wait for the broadcast started at the last sync step and apply its commands."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            vec, work, started = pending
+            self.collective(hooks, work.wait)
+            self._take(hooks, vec.tolist(), started)
 
     def exchange(self, hooks: Any) -> None:
-        """One broadcast from rank 0: the next sync's K, the commands; every rank applies them in order."""
+        """One broadcast from rank 0, waited for at once (the pause gate): the commands apply now on every rank."""
+        self.settle(hooks)
+        vec = self._vector(hooks)
+        self.collective(hooks, lambda: dist.broadcast(vec, 0))
+        self._take(hooks, vec.tolist(), hooks.step)
+
+    def _vector(self, hooks: Any) -> torch.Tensor:
         vec = torch.zeros(HEAD + 2 * MAX_COMMANDS, dtype=torch.float64, device=self.device)
         if self.rank0:
             vec.copy_(torch.tensor(self._encode(hooks), dtype=torch.float64))
-        self.collective(hooks, lambda: dist.broadcast(vec, 0))
-        values = vec.tolist()
+        return vec
+
+    def _take(self, hooks: Any, values: list[float], started: int) -> None:
+        """A broadcast's content, the same on every rank: the next sync step, then the commands in order."""
         self.syncs += 1
         self.k = max(1, min(MAX_K, int(values[0])))
-        self.next_sync = hooks.step + self.k
+        self.next_sync = started + self.k
         if values[2] and not self.rank0:  # rank 0's watch was closed while paused: stop meeting it
             hooks.off = True
             return
