@@ -76,6 +76,7 @@ def drive(out: Path, proc: subprocess.Popen) -> dict[str, dict]:
         time.sleep(1.5)
         viewer.send(Resume())
         wait_for(lambda v=viewer, at=paused_at: v.latest().step > at + 3, 60, f"{kind}: running again")
+        viewer.send(Toggle("lr", "0.25"))
         viewer.send(Toggle("clip", "0.05"))
         wait_for(lambda v=viewer: v.ended.is_set(), 120, f"{kind}: the end of the run")
         v = viewer.history.view()
@@ -122,10 +123,15 @@ def test_ddp_fsdp1_fsdp2_viewers_see_the_global_numbers_and_commands_apply_on_ev
         assert first[0] == first[1] and ranks[0]["clip"] == ranks[1]["clip"], kind
         assert not got["clipped"][: first[0]].any() and got["clipped"][first[0] :].all(), kind
         assert ("clip", "0.05") in [(n, v) for _, n, v in got["events"]]
+        assert ranks[0]["lr"] == ranks[1]["lr"] and ranks[0]["lr"][0] == 0.5 and ranks[0]["lr"][-1] == 0.25, kind
+        assert (out / f"{kind}.jsonl").stat().st_size > 0 and not list(out.glob("*rank1*.jsonl"))
         # the pause held both ranks after the same step
         gaps = [np.diff(r["time"]) for r in ranks]
         held = [int(np.argmax(g)) + 2 for g in gaps]  # the step inside which each rank waited longest
         assert held[0] == held[1] == got["paused_at"] and min(g.max() for g in gaps) > 1.0, kind
+    refused = [json.loads((out / f"refused-rank{r}.json").read_text()) for r in range(2)]
+    assert refused == [{"off": True, "hub": False}] * 2  # FSDP1 without use_orig_params: not watched, on every rank
+    assert output.count("not watching: FSDP without use_orig_params=True") == 1, output[-3000:]  # rank 0 says so
     ddp = [np.array(json.loads((out / f"ddp-rank{r}.json").read_text())["params"]) for r in range(2)]
     np.testing.assert_array_equal(ddp[0], ddp[1])  # the replicas stayed identical through clip and pause
 
@@ -167,3 +173,18 @@ def test_the_status_bar_names_the_wrapper_and_the_world_size():
     assert "ranks" not in status_text(snap, "x", width=200).plain  # a single process shows none
     shown = status_text(replace(snap, extra={"dist": {"world": 4, "wrapper": "FSDP2"}}), "x", width=200).plain
     assert "FSDP2 × 4 ranks" in shown.splitlines()[0]
+
+
+def test_deepspeed_is_declined_with_the_reason(capsys: pytest.CaptureFixture[str]):
+    import torch
+    from torch import nn
+
+    import vgtui
+
+    engine = type("DeepSpeedEngine", (nn.Module,), {})()  # what deepspeed.initialize returns, by its name
+    engine.layer = nn.Linear(3, 3)
+    watch = vgtui.watch(engine, torch.optim.SGD(engine.parameters(), lr=0.1), name="ds")
+    assert watch.hooks.off and watch.hub is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "DeepSpeed is not supported" in err and "p.grad is None" in err
+    watch.close()

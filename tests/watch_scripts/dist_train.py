@@ -74,7 +74,9 @@ def phase(kind: str) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     ref_opt = torch.optim.SGD(ref.parameters(), lr=0.5)
     ref_linears = [m for m in ref if isinstance(m, nn.Linear)]
-    watch = vgtui.watch(model, opt, name=f"{args.prefix}-{kind}", heavy_every=5, publish_every=0.05, quiet=True)
+    record_to = out / f"{kind}.jsonl"  # every rank passes it; rank 0 alone writes it
+    watch = vgtui.watch(model, opt, name=f"{args.prefix}-{kind}", heavy_every=5, publish_every=0.05, quiet=True,
+                        record=record_to)  # fmt: skip
     if rank == 0:
         (out / f"{kind}.ready").write_text(str(os.getpid()))
         deadline = time.monotonic() + 40
@@ -84,7 +86,15 @@ def phase(kind: str) -> None:
         (out / "rank1.pid").write_text(str(os.getpid()))
     dist.barrier()
     gen = torch.Generator().manual_seed(1)
-    record: dict[str, list] = {"clip": [], "time": [], "ref_grad": [], "ref_loss": [], "loss": [], "ref_weight": []}
+    record: dict[str, list] = {
+        "clip": [],
+        "time": [],
+        "ref_grad": [],
+        "ref_loss": [],
+        "loss": [],
+        "ref_weight": [],
+        "lr": [],
+    }
     clipped_for = 0
     step = 0
     while clipped_for < args.clip_steps and step < args.max_steps:
@@ -97,6 +107,7 @@ def phase(kind: str) -> None:
         loss.backward()
         watch.log(loss=loss)
         clip = watch.hooks.clip  # what this step's pre-hook will use
+        record["lr"].append(opt.param_groups[0]["lr"] * watch.hooks.lr_factor)
         opt.step()
         record["clip"].append(clip)
         record["time"].append(time.monotonic())
@@ -110,6 +121,7 @@ def phase(kind: str) -> None:
             record["ref_loss"].append(ref_loss.item())
             if clip is not None:
                 torch.nn.utils.clip_grad_norm_(ref.parameters(), clip)
+            ref_opt.param_groups[0]["lr"] = record["lr"][-1]  # lr x k, as the watched run used it
             ref_opt.step()
             record["ref_weight"].append([torch.linalg.vector_norm(m.weight).item() for m in ref_linears])
         time.sleep(0.3 if args.hang else 0.01)
@@ -120,6 +132,18 @@ def phase(kind: str) -> None:
     (out / f"{kind}-rank{rank}.json").write_text(json.dumps(record))
 
 
+def refusals() -> None:
+    """FSDP1 without use_orig_params=True: one line, nothing watched, on every rank."""
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    model = FSDP(net(), device_id=torch.device("cpu"))
+    watch = vgtui.watch(model, torch.optim.SGD(model.parameters(), lr=0.1), name="flat", quiet=True)
+    (out / f"refused-rank{rank}.json").write_text(json.dumps({"off": watch.hooks.off, "hub": watch.hub is not None}))
+    watch.close()
+
+
+if "fsdp1" in args.wrappers:
+    refusals()
 for kind in args.wrappers.split(","):
     phase(kind)
     dist.barrier()

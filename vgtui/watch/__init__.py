@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from vgtui.watch.core import StepHooks
-from vgtui.watch.dist import DistSync, SilentHub, TermNotice, Unsupported, detect, unwrap
+from vgtui.watch.dist import DistSync, SilentHub, TermNotice, Unsupported, detect, first_rank, unwrap
 from vgtui.watch.hub import Hub, HubInfo
 from vgtui.watch.report import Reporter
 from vgtui.watchdir import check_name, socket_path, token_path, watch_dir
@@ -84,7 +84,8 @@ class Watch:
         self.hub: Hub | None = None
         self.term: TermNotice | None = None
         if unsupported is not None:
-            print(f"vgtui.watch: not watching: {unsupported}; your training goes on", file=sys.stderr)
+            if first_rank():
+                print(f"vgtui.watch: not watching: {unsupported}; your training goes on", file=sys.stderr)
             self._off()
             return
         if self.dist is not None and not self.dist.rank0:  # rank 0 alone serves the viewers and writes the log

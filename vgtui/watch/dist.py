@@ -89,6 +89,11 @@ def detect(model: nn.Module) -> DistInfo | None:
     return DistInfo(rank, world, "plain")
 
 
+def first_rank() -> bool:
+    """Rank 0, or no process group at all (who prints the one line)."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
 def _fsdp1_modules(model: nn.Module) -> list[nn.Module]:
     try:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
