@@ -32,9 +32,10 @@ from typing import Any
 import torch
 
 from vgtui.watch.core import StepHooks
-from vgtui.watch.dist import DistSync, SilentHub, TermNotice, Unsupported, detect, first_rank, unwrap
+from vgtui.watch.dist import DistSync, SilentHub, Unsupported, detect, first_rank, unwrap
 from vgtui.watch.hub import Hub, HubInfo
 from vgtui.watch.report import Reporter
+from vgtui.watch.sigterm import TermNotice
 from vgtui.watchdir import check_name, socket_path, token_path, watch_dir
 from vgtui.watchlog import SnapshotLog
 
