@@ -109,11 +109,12 @@ def run_serve(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
 
 
 @contextlib.contextmanager
-def serving(*args: str, preset: str = "deep-sigmoid") -> Iterator[Served]:
-    """`vgtui serve PRESET --port P ARGS` until it answers; killed (with anything it started) afterwards."""
+def serving(*args: str, preset: str | None = "deep-sigmoid") -> Iterator[Served]:
+    """`vgtui serve PRESET --port P ARGS` until it answers; killed (with anything it started) afterwards.
+    `preset=None`: no preset (e.g. ARGS has --attach NAME)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    cmd = [sys.executable, "-m", "vgtui.cli", "serve", preset, "--port", str(port), *args]
+    cmd = [sys.executable, "-m", "vgtui.cli", "serve", *([preset] if preset else []), "--port", str(port), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     served = Served(proc, port)
     reader = threading.Thread(target=lambda: served.stderr.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from vgtui.wire_messages import add_rows, backfill_rows, merge_events, rows_from
 STALL_S = 3.0  # no frame for this long from a live run (it sends a heartbeat every second): "stalled"
 MAX_NOTICES = 20
 MAX_EVENTS = 2000
+READ_ONLY_TEXT = "read-only viewer (vgtui attach --read-only): commands are not sent"
 
 
 class AttachError(ConnectionError):
@@ -47,6 +48,7 @@ class AttachSession:
     ) -> None:
         self.target = parse_target(target) if isinstance(target, str) else target
         self.token, self.read_only, self.timeout = token, read_only, timeout
+        self.read_only_text = READ_ONLY_TEXT  # the notice a command gets on a read-only viewer
         self.history = History(history_capacity)
         self.hello: dict[str, Any] = {}
         self.ended = threading.Event()
@@ -110,7 +112,7 @@ class AttachSession:
     def send(self, command: Command) -> None:
         """Send a command to the watched run (applied between its optimizer steps); never blocks for long."""
         if self.read_only:
-            self._local_notice("warn", "read-only viewer (vgtui attach --read-only): commands are not sent")
+            self._local_notice("warn", self.read_only_text)
             return
         sock = self._sock
         if sock is None or self.ended.is_set():

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from vgtui.attach import AttachError, AttachSession, list_watches
 from vgtui.config import RunConfig
+from vgtui.serve.options import READ_ONLY_ENV
 
 
 def run_attach(args: argparse.Namespace) -> int:
@@ -27,9 +27,11 @@ def run_attach(args: argparse.Namespace) -> int:
     token = os.environ.get("VGTUI_TOKEN")
     if args.token_file:
         token = open(args.token_file, encoding="utf-8").read().strip()  # noqa: SIM115
-    session = AttachSession(target, token=token, read_only=args.read_only or bool(args.out))
-    if args.out:
-        return _record_attached(session, args.out)
+    if args.out:  # headless: the whole run the viewer can see, one step line per step (vgtui.attach_record)
+        from vgtui.attach_record import RecordingSession, record
+
+        return record(RecordingSession(target, token=token, read_only=True), args.out)
+    session = _session(target, token, args.read_only)
     session.start()
     from vgtui.tui.app import run_dashboard
     from vgtui.watchlog import user_config
@@ -40,10 +42,20 @@ def run_attach(args: argparse.Namespace) -> int:
     def factory(cfg: RunConfig) -> AttachSession:
         """The attached run; a fresh connection to it where the dashboard stopped the last one."""
         if sessions[-1].ended.is_set() or sessions[-1]._stop.is_set():
-            sessions.append(AttachSession(target, token=token, read_only=args.read_only))
+            sessions.append(_session(target, token, args.read_only))
         return sessions[-1]
 
     return run_dashboard(config, factory, refresh_hz=args.refresh_hz)
+
+
+def _session(target: str, token: str | None, read_only: bool) -> AttachSession:
+    session = AttachSession(target, token=token, read_only=read_only)
+    if read_only and os.environ.get(READ_ONLY_ENV):  # a tab of `vgtui serve --attach` without --control
+        session.read_only_text = (
+            "read-only: this page was served without --control (vgtui serve --attach NAME --control lets the tabs "
+            "steer the run)"
+        )
+    return session
 
 
 def _print_watches(watches: list[dict]) -> int:
@@ -56,32 +68,3 @@ def _print_watches(watches: list[dict]) -> int:
         print(f"{w['name']:<24} step {w.get('step', 0):>8,}  {w.get('status', '?'):<8} pid {w.get('pid')}  "
               f"{w.get('device', '')}  {w.get('script', '')}")  # fmt: skip
     return 0
-
-
-def _record_attached(session, out: str) -> int:
-    """--out: write the run log headless until the watched run ends (or Ctrl+C)."""
-    from vgtui.watchlog import SnapshotLog
-
-    log = None
-    try:
-        session.open()
-        name = str(session.hello.get("name", "watch"))
-        log = SnapshotLog(out, name, int(session.hello.get("heavy_every", 0)))
-        session.on_snapshot = log.write
-        if session._latest is not None:
-            log.write(session._latest, len(session.events))
-        session.start()
-        print(f"vgtui: recording {name} to {out} until the run ends (Ctrl+C stops)", file=sys.stderr)
-        while not session.ended.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        print("vgtui: interrupted: the run log is complete up to the last publish", file=sys.stderr)
-        return 130
-    finally:
-        session.stop()
-        if log is not None:
-            log.close()
-    last = session.latest()
-    print(f"vgtui: {log.records} publishes recorded to {out}; the run is {last.status if last else 'gone'}",
-          file=sys.stderr)  # fmt: skip
-    return 0 if last is not None and last.status == "done" else 1

@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  vgtui serve deep-sigmoid              # then open http://127.0.0.1:8000\n"
         "  ssh -L 8000:127.0.0.1:8000 gpu-box  # on your laptop, to reach a remote vgtui serve\n"
-        "  vgtui serve deep-sigmoid --host 0.0.0.0 --max-sessions 4   # prints a URL with a token",
+        "  vgtui serve deep-sigmoid --host 0.0.0.0 --max-sessions 4   # prints a URL with a token\n"
+        "  vgtui serve --attach exp3             # a run watched with vgtui.watch, read-only (--control steers)",
     )
     serve.add_argument("preset", nargs="?", help="preset name or .toml path (default: the picker)")
     serve.add_argument(
@@ -161,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="one more host name the server is reached at, e.g. gpu-box.lan with --host 0.0.0.0 (repeatable)",
     )
+    from vgtui.serve.options import add_options  # --attach, --control, --token-file
+
+    add_options(serve)
 
     plot = sub.add_parser(
         "plot",
@@ -317,7 +321,16 @@ def serve_command(args: argparse.Namespace) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     from vgtui.serve.start import prepare
 
-    server, banner = prepare(args, serve_launch_args(args))  # options, device, address: exit 2 on a problem
+    if args.attach is not None:  # each tab: `vgtui attach TARGET`; the target must answer now
+        from vgtui.serve.attach_target import attach_tab, exposure
+
+        tab, notes = attach_tab(args)
+        server, banner = prepare(args, tab, notes, exposure(args))
+    else:
+        from vgtui.serve.options import check_unused
+
+        check_unused(args)
+        server, banner = prepare(args, serve_launch_args(args))  # options, device, address: exit 2 on a problem
     for line in banner:
         print(line, file=sys.stderr)
     server.serve()

@@ -17,7 +17,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp_jinja2
@@ -43,9 +44,21 @@ class ServeError(ValueError):
     """A reason `vgtui serve` cannot start: one line on stderr, exit 2."""
 
 
-def full_message(running: int, limit: int) -> str:
+@dataclass(frozen=True)
+class Tab:
+    """What each browser tab runs: `vgtui COMMAND ARGS...` as an argument list (never through a shell), with
+    `env` added to its environment; `title` names the page, `each` says what one session is (for "full")."""
+
+    command: str = "launch"
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    title: str = "vgtui"
+    each: str = "trains a model"
+
+
+def full_message(running: int, limit: int, each: str = "trains a model") -> str:
     return (
-        f"vgtui: this server is full: {running} of {limit} sessions are running (each trains a model). "
+        f"vgtui: this server is full: {running} of {limit} sessions are running (each {each}). "
         "Close another vgtui tab, or ask whoever started the server for a higher --max-sessions, "
         "then reload this page."
     )
@@ -69,12 +82,14 @@ FOCUS_SCRIPT = """<script>
 
 
 class VgtuiServer(Server):
-    """Serve `python -m vgtui.serve.tether LAUNCH_ARGS` to each accepted WebSocket."""
+    """Serve `python -m vgtui.serve.tether launch ARGS` (or a Tab's command) to each accepted WebSocket."""
 
-    def __init__(self, launch_args: Sequence[str], *, host: str, port: int, guard: Guard, max_sessions: int,
+    def __init__(self, tab: Tab | Sequence[str], *, host: str, port: int, guard: Guard, max_sessions: int,
                  font_size: int = 16) -> None:  # fmt: skip
-        self.argv = [sys.executable, "-m", "vgtui.serve.tether", *launch_args]
-        super().__init__(" ".join(["vgtui", "launch", *launch_args]), host=host, port=port, title="vgtui")
+        self.tab = tab if isinstance(tab, Tab) else Tab("launch", tuple(tab))
+        self.argv = [sys.executable, "-m", "vgtui.serve.tether", self.tab.command, *self.tab.args]
+        shown = " ".join(["vgtui", self.tab.command, *self.tab.args])
+        super().__init__(shown, host=host, port=port, title=self.tab.title)
         self.guard = guard
         self.max_sessions = max_sessions
         self.font_size = font_size  # the page's default; ?fontsize=N overrides it
@@ -182,13 +197,13 @@ class VgtuiServer(Server):
     def _is_full(self) -> bool:
         full = self.running() >= self.max_sessions
         if full and not self._full_logged:
-            log.warning("vgtui serve: %s", full_message(self.running(), self.max_sessions))
+            log.warning("vgtui serve: %s", full_message(self.running(), self.max_sessions, self.tab.each))
         self._full_logged = full
         return full
 
     async def handle_index(self, request: web.Request) -> web.StreamResponse:
         if self._is_full():
-            text = full_message(self.running(), self.max_sessions)
+            text = full_message(self.running(), self.max_sessions, self.tab.each)
             return web.Response(status=503, content_type="text/html", text=_FULL_PAGE.format(text=text))
         websocket_url = f"ws://{request.host}/ws"  # request.host passed the Host check
         if self.guard.token is not None:
@@ -216,6 +231,7 @@ class VgtuiServer(Server):
             return websocket
         session = TabSession(
             self.argv,
+            env=self.tab.env,
             write_bytes=websocket.send_bytes,
             write_str=websocket.send_str,
             close=websocket.close,
@@ -237,7 +253,7 @@ class VgtuiServer(Server):
 
     async def _tell_full(self, websocket: web.WebSocketResponse) -> None:
         """Write the message into the tab's terminal and keep it there; no process is started."""
-        text = full_message(self.running(), self.max_sessions)
+        text = full_message(self.running(), self.max_sessions, self.tab.each)
         self.waiting.add(websocket)
         try:
             await websocket.send_bytes(f"\x1b[2J\x1b[H\x1b[1;33m{text}\x1b[0m\r\n".encode())

@@ -1,4 +1,4 @@
-"""One browser tab's session: a `vgtui launch` process group that ends whole when the tab leaves.
+"""One browser tab's session: a `vgtui launch` (or `vgtui attach`) process group that ends whole when the tab leaves.
 
 textual-serve's AppService runs the command through a shell and, once the WebSocket closes, stops reading
 the app's output: the app then blocks writing to its pipe and never reads the "quit" it was sent, and its
@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from textual_serve.app_service import AppService
@@ -32,9 +32,10 @@ STDERR_KEEP = 16 * 1024
 class TabSession(AppService):
     """AppService for one tab: no shell, own process group, output drained to the end, errors shown."""
 
-    def __init__(self, argv: Sequence[str], **kwargs: Any) -> None:
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(" ".join(argv), **kwargs)
         self.argv = list(argv)
+        self.env = dict(env or {})  # added to the app's environment (e.g. a watched run's token: not in argv)
         self.client_gone = False
         self.started = False  # the app printed textual's start marker
         self.exited = False  # the app said it exits (a normal quit)
@@ -48,6 +49,7 @@ class TabSession(AppService):
 
     def _build_environment(self, width: int = 80, height: int = 24) -> dict[str, str]:
         environment = super()._build_environment(width=width, height=height)
+        environment.update(self.env)
         environment[SERVER_PID_ENV] = str(os.getpid())  # the tether watches this pid
         return environment
 

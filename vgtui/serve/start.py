@@ -22,7 +22,7 @@ from vgtui.serve.guard import (
     token_problem,
     url_host,
 )
-from vgtui.serve.server import ServeError, VgtuiServer
+from vgtui.serve.server import ServeError, Tab, VgtuiServer
 
 _DEVICE_CHECK = """import sys
 from vgtui.engine.trainer import pick_device
@@ -50,8 +50,15 @@ def check_device(device: str) -> None:
         raise ServeError(lines[-1] if lines else f"--device {device}: the device check failed")
 
 
-def prepare(args: argparse.Namespace, launch_args: Sequence[str]) -> tuple[VgtuiServer, list[str]]:
-    """Check the serve options, bind the address; return the server and the lines to print."""
+def prepare(
+    args: argparse.Namespace,
+    tab: Tab | Sequence[str],
+    notes: Sequence[str] = (),
+    exposure: str = "can run training sessions on this machine",
+) -> tuple[VgtuiServer, list[str]]:
+    """Check the serve options, bind the address; return the server and the lines to print. `tab`: what each
+    tab runs (a Tab, or the `vgtui launch` arguments); `notes`: banner lines about it; `exposure`: what whoever
+    has the URL can do (the warning off loopback)."""
     if not 1 <= args.port <= 65535:
         raise ServeError(f"--port {args.port}: allowed: 1 to 65535")
     if problem := bad_host(args.host):
@@ -66,7 +73,7 @@ def prepare(args: argparse.Namespace, launch_args: Sequence[str]) -> tuple[Vgtui
     token = choose_token(args.host, args.token)
     guard = Guard(served_names(args.host, args.allow_hosts), args.port, token)
     limit = args.max_sessions or default_max_sessions()
-    server = VgtuiServer(launch_args, host=args.host, port=args.port, guard=guard, max_sessions=limit,
+    server = VgtuiServer(tab, host=args.host, port=args.port, guard=guard, max_sessions=limit,
                          font_size=getattr(args, "font_size", 16))  # fmt: skip
     server.bind()
 
@@ -76,8 +83,9 @@ def prepare(args: argparse.Namespace, launch_args: Sequence[str]) -> tuple[Vgtui
     if not loopback:
         lines.append(
             f"vgtui: warning: --host {args.host} exposes the dashboard to the network: whoever has the URL "
-            "below can run training sessions on this machine (safer: the default 127.0.0.1 and an SSH tunnel)"
+            f"below {exposure} (safer: the default 127.0.0.1 and an SSH tunnel)"
         )
+    lines += notes
     lines.append(f"vgtui: serving on {url} (Ctrl+C stops)")
     how = "--max-sessions" if args.max_sessions else "min(CPUs, available memory / 500 MB); --max-sessions to change"
     lines.append(f"vgtui: at most {limit} sessions at once ({how}); host names: {', '.join(sorted(guard.names))}")

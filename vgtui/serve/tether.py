@@ -1,4 +1,4 @@
-"""What `vgtui serve` runs for each tab: `vgtui launch ARGS...`, tied to the server's life.
+"""What `vgtui serve` runs for each tab: `vgtui launch ARGS...` (or `vgtui attach ARGS...`), tied to the server's life.
 
 A server killed with SIGKILL cannot stop its sessions, so each session watches its parent:
 - Linux: prctl(PR_SET_PDEATHSIG, SIGKILL), so the kernel kills this process the moment the server dies;
@@ -6,7 +6,8 @@ A server killed with SIGKILL cannot stop its sessions, so each session watches i
   group (the server starts this process as a group leader; its trainer child is in the group).
 The trainer child watches its own parent too (vgtui/engine/process.py), so it follows within a poll.
 
-Usage (by the server): python -m vgtui.serve.tether PRESET [launch options]
+Usage (by the server): python -m vgtui.serve.tether launch [PRESET] [launch options]
+                       python -m vgtui.serve.tether attach TARGET [attach options]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 POLL_S = 0.2
 SERVER_PID_ENV = "VGTUI_SERVER_PID"
 _PR_SET_PDEATHSIG = 1
+COMMANDS = ("launch", "attach")  # what a tab may run: a dashboard, never anything else of the command line
 
 
 def server_pid() -> int:
@@ -66,10 +68,14 @@ def die_with_parent(parent: int | None = None, poll_s: float = POLL_S) -> thread
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in COMMANDS:
+        print(f"vgtui.serve.tether: the first argument must be one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
     die_with_parent()
     from vgtui.cli import main as cli_main
 
-    return cli_main(["launch", *(sys.argv[1:] if argv is None else argv)])
+    return cli_main(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

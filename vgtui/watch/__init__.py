@@ -53,7 +53,7 @@ class Watch:
         name: str | None = None,
         blocks: Iterable[torch.nn.Module] | None = None,
         layers: Iterable[str | torch.nn.Module] | Callable[[str], bool] | None = None,
-        heavy_every: int = 50,
+        heavy_every: int | None = None,
         publish_every: float = 0.25,
         hist_layer: int = 1,
         record: str | os.PathLike | None = None,
@@ -173,6 +173,8 @@ class Watch:
             hooks.status = "done"
             self.hub.wake.set()
             self.hub.close()
+        if hooks.offload is not None:
+            hooks.offload.close()
         if self.log_file is not None:
             self.log_file.close()
         if self.token_file is not None:

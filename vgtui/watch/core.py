@@ -22,28 +22,16 @@ import numpy as np
 import torch
 
 from vgtui.contract import Event
+from vgtui.watch.cadence import DEFAULT as DEFAULT_EVERY
+from vgtui.watch.cadence import Cadence
 from vgtui.watch.control import Controls
+from vgtui.watch.handover import CpuPack, CudaTransfer
 from vgtui.watch.layers import ForwardOrder, Layer, dominant_activation, find_activations, optimizer_params, select
 from vgtui.watch.light import LightRows, scalar
+from vgtui.watch.offload import Offload
 from vgtui.watch.probes import Probes
 from vgtui.watch.report import Batch, LayerInfo
 from vgtui.watch.stats import HeavyMeta, Meter, PendingHeavy
-
-
-class CudaTransfer:
-    """A publish whose numbers are still being copied into pinned host memory: the hub thread waits on the event."""
-
-    def __init__(self, flat: torch.Tensor, batch: Batch) -> None:
-        self.host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
-        self.host.copy_(flat, non_blocking=True)
-        self.event = torch.cuda.Event()
-        self.event.record()
-        self.batch = batch
-
-    def result(self) -> Batch:
-        self.event.synchronize()
-        self.batch.flat = self.host.numpy()
-        return self.batch
 
 
 class StepHooks(Controls):
@@ -56,7 +44,7 @@ class StepHooks(Controls):
         *,
         blocks: list[torch.nn.Module],
         keep: Any,
-        heavy_every: int,
+        heavy_every: int | None,
         publish_every: float,
         hist_layer: int,
         copy_limit: int,
@@ -71,7 +59,8 @@ class StepHooks(Controls):
         self.acts = find_activations(model)
         self.blocks = blocks
         self.keep = keep
-        self.heavy_every = max(1, int(heavy_every))
+        # ranks of a process group must agree on the heavy steps (their collectives): the cadence stays fixed there
+        self.cadence = Cadence(heavy_every if heavy_every is not None or not _distributed() else DEFAULT_EVERY)
         self.publish_every = publish_every
         self.hist_layer = hist_layer
         self.copy_limit = copy_limit
@@ -90,6 +79,8 @@ class StepHooks(Controls):
         self._steps_left = 0
         self._saved_lr: list[Any] | None = None
         self._row: tuple | None = None
+        self._grads: list[torch.Tensor] | None = None  # this step's gradients, for the vgtui-norms thread
+        self.offload: Offload | None = None
         self._heavy: PendingHeavy | None = None
         self._loss: Any = None
         self._acc: Any = None
@@ -128,9 +119,13 @@ class StepHooks(Controls):
             else:
                 self._metric_floats[name] = float(value)
 
+    @property
+    def heavy_every(self) -> int:
+        return self.cadence.every
+
     def heavy_due(self, step: int) -> bool:
-        """Whether `step` (1-based) takes the heavy statistics: a pure function of the step number."""
-        return step <= 2 or step % self.heavy_every == 0
+        """Whether `step` (1-based) takes the heavy statistics (see vgtui.watch.cadence)."""
+        return self.cadence.due(step)
 
     # ------------------------------------------------------------------ hooks
 
@@ -151,8 +146,13 @@ class StepHooks(Controls):
             if self._logs > 1:
                 self._skipped(self._logs - 1)
             self._logs = 0
-            singles, groups, clipped = meter.light(meter.grads(), self.clip)
-            self._row = (singles, groups, self._loss, self._acc, clipped)
+            grads = meter.grads()
+            off = self._offload_alive()
+            if self.clip is None and off is not None and off.safe(grads):
+                self._grads, self._row = grads, (None, self._loss, self._acc, None)  # norms after the step
+            else:
+                singles, groups, clipped = meter.light(grads, self.clip)
+                self._row = ((singles, groups), self._loss, self._acc, clipped)
             self._loss = self._acc = None
             if self.heavy_due(self.step + 1) and "heavy" not in self._disabled:
                 self._heavy = meter.before_step(self.hist_layer, True)
@@ -169,7 +169,9 @@ class StepHooks(Controls):
                 return
             with self._lock:
                 self._post()
+            self.cadence.step_done(self.step)
             self._gate() if self.dist is None else self.dist.gate(self)
+            self.cadence.resumed()
         finally:
             self._in_step = False
 
@@ -190,6 +192,9 @@ class StepHooks(Controls):
             self.step += 1
             self._last_post = time.monotonic()
             if self._row is not None and self.rows is not None:
+                if self._grads is not None:
+                    self._row = (self._off_norms(self._grads), *self._row[1:])
+                    self._grads = None
                 self.rows.add(*self._row)
                 self._steps.append(self.step)
                 self._row = None
@@ -223,6 +228,8 @@ class StepHooks(Controls):
         else:
             self.meter = self.dist.meter(self, self.params, self.layers, self.copy_limit)
         self.rows = LightRows(self.meter.plan)
+        if Offload.wanted(self.optimizer, self.params) and (self.dist is None or not self.dist.info.sharded):
+            self.offload = Offload(self.meter.plan, sum(w.numel() * w.element_size() for w in self.meter.weights))
         if not self.meter.copy_on:
             mb = self.meter.copy_bytes / 2**20
             self._notices.append(
@@ -250,6 +257,28 @@ class StepHooks(Controls):
         if self.heavy_due(2):
             self.probes.arm()
 
+    def _offload_alive(self) -> Offload | None:
+        """The vgtui-norms thread, unless it failed: then this thread takes the norms from now on."""
+        off = self.offload
+        if off is not None and off.failed is not None:
+            self._notices.append(("warn", f"the vgtui-norms thread failed ({_one_line(off.failed)}):"
+                                          " the gradient norms are taken on the training thread"))  # fmt: skip
+            off.flush()  # the steps it holds come back NaN, then the thread ends
+            off.close(wait=False)
+            self.offload = off = None
+        return off
+
+    def _off_norms(self, grads: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]] | int:
+        """A vgtui-norms ticket for this step's norms, or the norms themselves where too many steps wait."""
+        assert self.offload is not None and self.meter is not None
+        ticket = self.offload.submit(grads)
+        if ticket is not None:
+            assert self.rows is not None
+            self.rows.issuer = self.offload
+            return ticket
+        with torch.no_grad():
+            return self.meter.plan.norms(grads, self.meter.scratch)
+
     def _finish_heavy(self) -> None:
         pending, probes, meter = self._heavy, self.probes, self.meter
         self._heavy = None
@@ -276,15 +305,11 @@ class StepHooks(Controls):
         self._next_publish = time.monotonic() + self.publish_every
         if self.hub is None:
             return
-        parts, layout = self.rows.pack() if self.rows is not None and len(self.rows) else ([], None)
-        parts += [h[1] for h in self._heavies]
         metrics = list(self._metric_tensors.items())
-        if metrics:
-            parts.append(torch.stack([scalar(t) for _, t in metrics]))
         batch = Batch(
             flat=np.zeros(0, np.float32),
             steps=list(self._steps),
-            light=layout,
+            light=None,
             heavies=[(row, meta) for row, _, meta in self._heavies],
             metrics=[name for name, _ in metrics],
             layers=self.info or LayerInfo((), np.zeros(0, int), np.zeros(0), "none", "?"),
@@ -293,23 +318,32 @@ class StepHooks(Controls):
             clip=self.clip,
             hist_layer=self.hist_layer,
             skipped=self.skipped,
+            heavy_every=self.heavy_every,
             logged=self._logged,
             events=self._events,
             notices=self._notices,
             metric_floats=dict(self._metric_floats),
         )
-        if self.rows is not None:
-            self.rows.clear()
+        rows, heavies = self.rows, [h[1] for h in self._heavies]
+        if rows is not None:
+            self.rows = LightRows(rows.plan)
         self._steps, self._heavies = [], []
         self._events, self._notices = [], []
         self._metric_tensors = {}
+        if not self._cuda:  # the hub thread packs it
+            self._offload_alive()
+            if rows is not None and rows.issuer is not None:
+                rows.issuer.flush()  # its tickets are in these rows (if it failed, they come back NaN)
+            self.hub.publish(CpuPack(rows, heavies, [t for _, t in metrics], batch))
+            return
+        parts, batch.light = rows.pack() if rows is not None and len(rows) else ([], None)
+        parts += heavies
+        if metrics:
+            parts.append(torch.stack([scalar(t) for _, t in metrics]))
         if parts:
-            flat = torch.cat(parts) if len(parts) > 1 else parts[0]
-            if flat.is_cuda:
-                self.hub.publish(CudaTransfer(flat, batch))
-                return
-            batch.flat = flat.numpy()
-        self.hub.publish(batch)
+            self.hub.publish(CudaTransfer(torch.cat(parts) if len(parts) > 1 else parts[0], batch))
+        else:
+            self.hub.publish(batch)
 
     def _skipped(self, n: int) -> None:
         first = self.skipped == 0
@@ -358,6 +392,15 @@ class StepHooks(Controls):
         self.order.finish()
         if self.probes is not None:
             self.probes.disarm()
+
+
+def _distributed() -> bool:
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
 def _kept(value: Any) -> Any:

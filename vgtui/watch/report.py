@@ -59,6 +59,7 @@ class Batch:
     clip: float | None
     hist_layer: int
     skipped: int
+    heavy_every: int = 0  # the heavy-statistics cadence now (vgtui.watch.cadence; 0: unchanged)
     logged: bool = False  # log(loss=...) was called: a NaN loss is then a divergence, not a missing value
     metric_floats: dict[str, float] = field(default_factory=dict)  # metrics logged as Python numbers
     events: list[Event] = field(default_factory=list)
@@ -109,6 +110,7 @@ class Reporter:
     def absorb(self, batch: Batch) -> tuple[Snapshot, dict | None]:
         """One publish: the Snapshot, and its history rows (already added to self.history; see add_rows)."""
         self.layers = info = batch.layers
+        self.heavy_every = batch.heavy_every or self.heavy_every
         self.add_events(batch.events)
         for level, text in batch.notices:
             self.notify(level, text)

@@ -1,0 +1,42 @@
+"""How a publish leaves the training thread: packed by the hub thread (CPU), or copied to pinned host memory (CUDA)."""
+
+from __future__ import annotations
+
+import torch
+
+from vgtui.watch.light import LightRows, scalar
+from vgtui.watch.report import Batch
+
+
+class CudaTransfer:
+    """A publish whose numbers are still being copied into pinned host memory: the hub thread waits on the event."""
+
+    def __init__(self, flat: torch.Tensor, batch: Batch) -> None:
+        self.host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
+        self.host.copy_(flat, non_blocking=True)
+        self.event = torch.cuda.Event()
+        self.event.record()
+        self.batch = batch
+
+    def result(self) -> Batch:
+        self.event.synchronize()
+        self.batch.flat = self.host.numpy()
+        return self.batch
+
+
+class CpuPack:
+    """A CPU publish packed by the hub thread (the training thread only hands it over): the every-step norms, some
+    of them still being taken by the vgtui-norms thread, the heavy rows and the metrics, into one float32 array."""
+
+    def __init__(self, rows: LightRows | None, heavies: list[torch.Tensor], metrics: list[torch.Tensor],
+                 batch: Batch) -> None:  # fmt: skip
+        self.rows, self.heavies, self.metrics, self.batch = rows, heavies, metrics, batch
+
+    def result(self) -> Batch:
+        parts, self.batch.light = self.rows.pack() if self.rows is not None and len(self.rows) else ([], None)
+        parts += self.heavies
+        if self.metrics:
+            parts.append(torch.stack([scalar(t) for t in self.metrics]))
+        if parts:
+            self.batch.flat = (torch.cat(parts) if len(parts) > 1 else parts[0]).numpy()
+        return self.batch
