@@ -36,6 +36,13 @@ def torchrun(out: Path, *extra: str) -> subprocess.Popen:
                             text=True, start_new_session=True)  # fmt: skip
 
 
+def kill(proc: subprocess.Popen) -> None:
+    """torchrun, its ranks and anything they started (a session of their own)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
 def finish(proc: subprocess.Popen, timeout: float) -> str:
     try:
         output, _ = proc.communicate(timeout=timeout)
@@ -84,7 +91,8 @@ def drive(out: Path, proc: subprocess.Popen) -> dict[str, dict]:
         seen[kind] = {"steps": v.steps, "grad": v["grad_norm"], "loss": v["loss"], "clipped": v["clipped"],
                       "events": [(e.step, e.name, e.value) for e in snap.events], "paused_at": paused_at,
                       "extra": snap.extra, "names": snap.layer_names, "weight": snap.weight_norm,
-                      "update": snap.update_ratio, "stats_step": snap.stats_step, "hist": snap.hist_counts}  # fmt: skip
+                      "update": snap.update_ratio, "mean_abs": snap.weight_mean_abs,
+                      "stats_step": snap.stats_step, "hist": snap.hist_counts}  # fmt: skip
         viewer.stop()
     return seen
 
@@ -96,8 +104,10 @@ def test_ddp_fsdp1_fsdp2_viewers_see_the_global_numbers_and_commands_apply_on_ev
         proc = torchrun(out)
         try:
             seen = drive(out, proc)
-        finally:
-            output = finish(proc, 240)
+        except BaseException:
+            kill(proc)
+            raise
+        output = finish(proc, 240)
         if proc.returncode == 0 or not any(s in output for s in RENDEZVOUS_FAILED) or attempt:
             break
     assert proc.returncode == 0, output[-3000:]
@@ -116,6 +126,8 @@ def test_ddp_fsdp1_fsdp2_viewers_see_the_global_numbers_and_commands_apply_on_ev
         # heavy statistics: the weight norms after the last heavy step, the update sizes, the histogram's counts
         ref_weight = np.array(ranks[0]["ref_weight"])[got["stats_step"] - 1]
         np.testing.assert_allclose(got["weight"], ref_weight, rtol=1e-5, err_msg=kind)
+        ref_mean_abs = np.array(ranks[0]["ref_mean_abs"])[got["stats_step"] - 1]
+        np.testing.assert_allclose(got["mean_abs"], ref_mean_abs, rtol=1e-5, err_msg=kind)
         assert np.isfinite(got["update"]).all() and (got["update"] > 0).all()
         assert got["hist"].sum() == 16 * 8  # every element of layer 1's gradient, over both ranks' shards
         # the clip applied at the same step on both ranks, and the viewer saw it from that step on
@@ -148,8 +160,10 @@ def test_a_rank_that_dies_ends_the_watch_with_a_message(tmp_path: Path):
                 wait_for(lambda v=viewer: v.latest() is not None and v.latest().step >= 2, 60, "steps")
                 os.kill(int((out / "rank1.pid").read_text()), signal.SIGKILL)
                 wait_for(viewer.ended.is_set, 90, "the viewer to hear that the run ended")
-        finally:
-            output = finish(proc, 120)
+        except BaseException:
+            kill(proc)
+            raise
+        output = finish(proc, 120)
         if viewer is not None or attempt or not any(s in output for s in RENDEZVOUS_FAILED):
             break
     assert viewer is not None, output[-3000:]

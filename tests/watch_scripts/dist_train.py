@@ -93,6 +93,7 @@ def phase(kind: str) -> None:
         "ref_loss": [],
         "loss": [],
         "ref_weight": [],
+        "ref_mean_abs": [],
         "lr": [],
     }
     clipped_for = 0
@@ -124,6 +125,7 @@ def phase(kind: str) -> None:
             ref_opt.param_groups[0]["lr"] = record["lr"][-1]  # lr x k, as the watched run used it
             ref_opt.step()
             record["ref_weight"].append([torch.linalg.vector_norm(m.weight).item() for m in ref_linears])
+            record["ref_mean_abs"].append([m.weight.abs().mean().item() for m in ref_linears])
         time.sleep(0.3 if args.hang else 0.01)
     watch.close()
     if kind == "ddp":
