@@ -84,7 +84,7 @@ def drive(out: Path, proc: subprocess.Popen) -> dict[str, dict]:
         viewer.send(Resume())
         wait_for(lambda v=viewer, at=paused_at: v.latest().step > at + 3, 60, f"{kind}: running again")
         viewer.send(Toggle("lr", "0.25"))
-        viewer.send(Toggle("clip", "0.05"))
+        viewer.send(Toggle("clip", "0.005"))  # below every total here: it clips each step
         wait_for(lambda v=viewer: v.ended.is_set(), 120, f"{kind}: the end of the run")
         v = viewer.history.view()
         snap = viewer.latest()
@@ -134,13 +134,12 @@ def test_ddp_fsdp1_fsdp2_viewers_see_the_global_numbers_and_commands_apply_on_ev
         first = [next(i for i, c in enumerate(r["clip"]) if c is not None) for r in ranks]
         assert first[0] == first[1] and ranks[0]["clip"] == ranks[1]["clip"], kind
         assert not got["clipped"][: first[0]].any() and got["clipped"][first[0] :].all(), kind
-        assert ("clip", "0.05") in [(n, v) for _, n, v in got["events"]]
+        assert ("clip", "0.005") in [(n, v) for _, n, v in got["events"]]
         assert ranks[0]["lr"] == ranks[1]["lr"] and ranks[0]["lr"][0] == 0.5 and ranks[0]["lr"][-1] == 0.25, kind
         assert (out / f"{kind}.jsonl").stat().st_size > 0 and not list(out.glob("*rank1*.jsonl"))
         # the pause held both ranks after the same step
-        gaps = [np.diff(r["time"]) for r in ranks]
-        held = [int(np.argmax(g)) + 2 for g in gaps]  # the step inside which each rank waited longest
-        assert held[0] == held[1] == got["paused_at"] and min(g.max() for g in gaps) > 1.0, kind
+        waited = [r["time"][got["paused_at"] - 1] - r["time"][got["paused_at"] - 2] for r in ranks]
+        assert min(waited) > 1.0, (kind, waited)  # both ranks waited inside that step's optimizer.step()
     refused = [json.loads((out / f"refused-rank{r}.json").read_text()) for r in range(2)]
     assert refused == [{"off": True, "hub": False}] * 2  # FSDP1 without use_orig_params: not watched, on every rank
     assert output.count("not watching: FSDP without use_orig_params=True") == 1, output[-3000:]  # rank 0 says so

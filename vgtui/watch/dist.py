@@ -226,14 +226,15 @@ class DistSync:
         hooks._notices.append(
             (
                 "error",
-                f"the watch ended: a rank of this {self.info.describe()} job stopped answering (it died, or the "
-                f"process-group timeout passed): {self.failed}",
+                f"the watch ended: a collective with the other ranks of this {self.info.describe()} job failed "
+                f"(a rank died, or the process-group timeout passed): {self.failed}",
             )
         )
         hooks.status = "error"
         hooks.off = True
         if self.rank0:
-            print(f"vgtui.watch: the watch ended: a rank stopped answering ({self.failed})", file=sys.stderr)
+            print(f"vgtui.watch: the watch ended: a collective with the other ranks failed ({self.failed})",
+                  file=sys.stderr)  # fmt: skip
             with contextlib.suppress(Exception):  # the hub may be gone too
                 hooks._publish("error")
 
