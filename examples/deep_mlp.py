@@ -2,6 +2,7 @@
 
     python examples/deep_mlp.py                  # 12 in-place ReLU layers with He init: it trains
     python examples/deep_mlp.py --act sigmoid    # 20 sigmoid layers: the gradient vanishes before layer 1
+    python examples/deep_mlp.py --act sigmoid --allow-swap   # ... and a viewer's `a` swaps them to ReLU, live
 
 and in another terminal:  vgtui attach deep-mlp
 """
@@ -54,12 +55,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--name", default="deep-mlp")
     parser.add_argument("--record", default=None, help="also write the run log here (vgtui replay / vgtui plot)")
+    parser.add_argument("--allow-swap", action="store_true", help="let viewers swap the hidden activations (a)")
     args = parser.parse_args()
     torch.manual_seed(0)
     x, y = spirals(4096, 0.05, seed=1)
     model = deep_mlp(args.depth or (12 if args.act == "relu" else 20), args.width, args.act)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
-    with vgtui.watch(model, optimizer, name=args.name, record=args.record) as watch:
+    with vgtui.watch(model, optimizer, name=args.name, record=args.record, allow_swap=args.allow_swap) as watch:
         for _ in range(args.steps):
             idx = torch.randint(0, len(x), (128,))
             out = model(x[idx])

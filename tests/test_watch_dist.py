@@ -201,3 +201,13 @@ def test_deepspeed_is_declined_with_the_reason(capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "DeepSpeed is not supported" in err and "p.grad is None" in err
     watch.close()
+
+
+def test_every_command_a_viewer_may_send_crosses_the_broadcast_unchanged():
+    from vgtui.contract import Pause, Resume, SelectLayer, Step, Toggle
+    from vgtui.watch.dist import _decode, _encode
+
+    sent = [Pause(), Resume(), Step(3), SelectLayer(2), Toggle("clip", "0.005"), Toggle("clip", "off"),
+            Toggle("lr", "0.25"), Toggle("activation", "leaky_relu")]  # fmt: skip
+    assert [_decode(*_encode(c)) for c in sent] == sent
+    assert _encode(Toggle("depth", "3")) is None  # anything else is not sent to the ranks

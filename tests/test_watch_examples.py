@@ -13,7 +13,7 @@ from vgtui.attach import connect
 from vgtui.watchdir import socket_path
 
 EXAMPLES = [
-    (["examples/deep_mlp.py", "--act", "sigmoid", "--steps", "1500"], "deep-mlp", "[0]", "vanishing"),
+    (["examples/deep_mlp.py", "--act", "sigmoid", "--steps", "1500", "--allow-swap"], "deep-mlp", "[0]", "vanishing"),
     (["examples/custom_forward.py", "--steps", "1200", "--depth", "4"], "custom-forward", "stem", None),
 ]
 
@@ -50,6 +50,9 @@ def test_an_example_runs_watched_and_viewers_attach_from_other_processes(
     assert f"watching {name}" in stderr and "done:" in stdout
     if verdict:
         assert verdict in [v.code for v in snap.verdicts]
+        assert "activation" in snap.model.capabilities  # --allow-swap: its 20 sigmoids are all hidden
+        swap = next(v for v in snap.verdicts if v.code == verdict).remedies[0]
+        assert "hidden sigmoid/tanh (a), live" in swap
     else:
         blocks = snap.extra["blocks"]
         assert blocks["names"][0] == "blocks.0" and all(g > 0 for g in blocks["grad_in"])

@@ -1,5 +1,5 @@
-"""Command line: `vgtui launch | run | replay | serve | plot | presets`. Thin: parse, build the config, call the
-engine or the dashboard."""
+"""Command line: `vgtui launch | run | replay | serve | plot | presets | attach | present`. Thin: parse, build the
+config, call the engine or the dashboard."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import NoReturn
 from vgtui import __version__
 from vgtui.config import ConfigError, RunConfig, apply_sets
 from vgtui.contract import Toggle
+from vgtui.present_cli import add_present_parser, cmd_present
 from vgtui.printed import CHARTS
 
 EXIT_BAD_INPUT = 2
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     presets.add_argument("name", nargs="?", help="a preset name or .toml path: show it with its suggested remedies")
     _add_attach_parser(sub)
+    add_present_parser(sub)
     return parser
 
 
@@ -383,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "attach":
             return cmd_attach(args)
+        if args.command == "present":
+            return cmd_present(args)
         parser.print_help()
         return 0
     except (ConfigError, ValueError) as exc:

@@ -78,6 +78,14 @@ def load_preset_file(path: Path) -> RunConfig:
     """A preset file given by the user: a regular file up to MAX_BYTES (a pipe, /dev/zero or a folder is refused
     without being read), then validated like the shipped ones."""
     shown = _shown(str(path))
+    text = read_small_text(path, "presets")
+    return load_text(text, shown, path.stem)
+
+
+def read_small_text(path: Path, what: str = "presets") -> str:
+    """The UTF-8 text of a regular file of at most MAX_BYTES; ConfigError (one line) for anything else: a pipe,
+    a device or a folder is refused without being read. `what` names the files in the message ("lessons")."""
+    shown = _shown(str(path))
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a pipe opens at once instead of waiting
     except FileNotFoundError:
@@ -85,20 +93,21 @@ def load_preset_file(path: Path) -> RunConfig:
     except OSError as exc:
         raise ConfigError(f"{shown}: cannot read: {exc.strerror or exc}") from None
     st = os.fstat(fd)
+    alt = " or a preset name" if what == "presets" else ""
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         if stat.S_ISDIR(st.st_mode):
-            raise ConfigError(f"{shown}: is a folder; give a .toml file or a preset name")
-        raise ConfigError(f"{shown}: not a regular file (a pipe or a device); allowed: a .toml file or a preset name")
+            raise ConfigError(f"{shown}: is a folder; give a .toml file{alt}")
+        raise ConfigError(f"{shown}: not a regular file (a pipe or a device); allowed: a .toml file{alt}")
     with os.fdopen(fd, "rb") as fh:
         try:
             data = fh.read(MAX_BYTES + 1)
         except OSError as exc:
             raise ConfigError(f"{shown}: cannot read: {exc.strerror or exc}") from None
     if len(data) > MAX_BYTES or st.st_size > MAX_BYTES:
-        raise ConfigError(f"{shown}: {max(len(data), st.st_size):,} bytes; allowed: a preset file up to 1 MB")
+        kind = "a preset file" if what == "presets" else "a lesson file"
+        raise ConfigError(f"{shown}: {max(len(data), st.st_size):,} bytes; allowed: {kind} up to 1 MB")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{shown}: not valid UTF-8 (byte {exc.start}); presets must be UTF-8 TOML") from None
-    return load_text(text, shown, path.stem)
+        raise ConfigError(f"{shown}: not valid UTF-8 (byte {exc.start}); {what} must be UTF-8 TOML") from None

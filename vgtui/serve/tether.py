@@ -8,6 +8,7 @@ The trainer child watches its own parent too (vgtui/engine/process.py), so it fo
 
 Usage (by the server): python -m vgtui.serve.tether launch [PRESET] [launch options]
                        python -m vgtui.serve.tether attach TARGET [attach options]
+                       python -m vgtui.serve.tether present LESSON [present options]  (vgtui present --serve)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 POLL_S = 0.2
 SERVER_PID_ENV = "VGTUI_SERVER_PID"
 _PR_SET_PDEATHSIG = 1
-COMMANDS = ("launch", "attach")  # what a tab may run: a dashboard, never anything else of the command line
+COMMANDS = ("launch", "attach", "present")  # what a tab may run: a dashboard, never anything else of the command line
 
 
 def server_pid() -> int:

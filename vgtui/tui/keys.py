@@ -194,6 +194,9 @@ def fmt_value(x: float) -> str:
 
 def toggle_for(action: str, model: ModelState, clip_threshold: float = DEFAULT_CLIP) -> Toggle | None:
     """The Toggle a key sends, from the model as it is now; None when there is nothing to send."""
+    if action == "activation" and model.kind == "user":  # a watched model: hidden sigmoid/tanh -> relu -> leaky
+        back = next((c.partition("=")[2] for c in model.capabilities if c.startswith("activation_from=")), "")
+        return Toggle("activation", _next(tuple(a for a in (back, "relu", "leaky_relu") if a), model.activation))
     if action == "activation":
         return Toggle("activation", _next(ACTIVATIONS, model.activation))
     if action == "init":

@@ -108,7 +108,24 @@ def status_text(snap: Snapshot | None, preset: str, waiting_note: str = "", widt
     second.append(" " + snap.model.describe())
     if snap.model.clip is not None and snap.clipped:
         second.append(" (clipped)", "yellow")
+    user_clip = user_clip_note(snap)
+    if user_clip:
+        second.append(f" · {user_clip}", "yellow")
     return Text("\n").join([_pack(pieces, width), second])
+
+
+def user_clip_note(snap: Snapshot) -> str:
+    """'grad norms after your clipping (×0.42 @ 1,200)' where a watched run's own code clips its gradients."""
+    watch = snap.extra.get("watch") if isinstance(snap.extra, dict) else None
+    clip = watch.get("user_clip") if isinstance(watch, dict) else None
+    if not isinstance(clip, dict):
+        return ""
+    try:
+        factor, step = float(clip["factor"]), int(clip["step"])
+    except (KeyError, TypeError, ValueError):
+        return "grad norms after your clipping"
+    did = f"×{factor:.2g}" if factor < 1 else "no clip"
+    return f"grad norms after your clipping ({did} @ {step:,})"
 
 
 class StatusBar(Static):

@@ -60,6 +60,7 @@ class Watch:
         tcp: tuple[str, int] | None = None,
         token: str | None = None,
         copy_limit_mb: float = 256,
+        allow_swap: bool | Iterable[torch.nn.Module | str] = False,
         quiet: bool = False,
     ) -> None:
         try:
@@ -76,6 +77,7 @@ class Watch:
             publish_every=max(publish_every, 0.01),
             hist_layer=max(hist_layer - 1, 0),
             copy_limit=int(copy_limit_mb * 2**20),
+            allow_swap=allow_swap,
             dist=self.dist,
         )
         self.closed = False
@@ -128,6 +130,7 @@ class Watch:
             self._off()
             return
         self.hub = self.hooks.hub = hub
+        hub.allow_swap = self.hooks.swap.allowed
         hub.on_idle = self.hooks.flush_if_idle
         if tcp is not None and token:
             self.token_file = _write_token(token_path(self.name, directory), token)
@@ -177,6 +180,8 @@ class Watch:
             hooks.offload.close()
         if self.log_file is not None:
             self.log_file.close()
+        if hooks.swap.swapped:
+            print(f"vgtui.watch: {hooks.swap.state()}", file=sys.stderr)
         if self.token_file is not None:
             with contextlib.suppress(OSError):
                 self.token_file.unlink()
@@ -239,7 +244,8 @@ class Watch:
 
 def watch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, **options: Any) -> Watch:
     """Watch `model` trained by `optimizer`; see Watch for the options (name, blocks, layers, heavy_every, record,
-    tcp, token, ...)."""
+    tcp, token, allow_swap, ...). allow_swap=True lets viewers swap hidden nn.Sigmoid/nn.Tanh modules to
+    ReLU/LeakyReLU and back (see vgtui.watch.swap for which modules); a list of modules or paths names them."""
     return Watch(model, optimizer, **options)
 
 

@@ -3,6 +3,7 @@ pause gate; the learning rate's scale-and-restore (a mixin of vgtui.watch.core.S
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import queue
 from typing import Any
@@ -11,11 +12,12 @@ import torch
 
 from vgtui.contract import Event, Pause, Resume, SelectLayer, Step, Toggle
 from vgtui.engine.toggles import normalize
+from vgtui.watch.layers import dominant_activation, find_activations
 
 
 class Controls:
-    """Relies on StepHooks for optimizer, hub, step, status, clip, lr_factor, hist_layer, info, off, _events,
-    _notices, _steps_left, _saved_lr, publish() and _core_failed()."""
+    """Relies on StepHooks for model, optimizer, hub, step, status, clip, lr_factor, hist_layer, info, acts, probes,
+    swap, off, _events, _notices, _steps_left, _saved_lr, publish() and _core_failed()."""
 
     def _restore_lr(self) -> None:
         saved, self._saved_lr = self._saved_lr, None
@@ -59,8 +61,34 @@ class Controls:
             base = float(base) if not isinstance(base, torch.Tensor) else float(base.detach().cpu())
             self.lr_factor = value / base if base > 0 else 1.0
             self._events.append(Event(s, "lr", f"{value:g}"))
+        elif isinstance(command, Toggle) and command.name == "activation":
+            self._swap_activation(str(normalize(command)))
         else:
             self._notices.append(("warn", f"not applied: {command!r}"))
+
+    def _swap_activation(self, value: str) -> None:
+        """Swap the hidden activation modules (vgtui.watch.swap) with the probes off, then show the model as it is."""
+        probes = self.probes
+        armed = probes is not None and probes.armed
+        if probes is not None:
+            probes.disarm()  # vgtui's own hooks are not left on a module it takes out, nor mistaken for the user's
+        try:
+            applied, text = self.swap.apply(value)
+            if applied:
+                self.acts = find_activations(self.model)
+                if probes is not None:
+                    probes.acts = self.acts
+        finally:
+            if probes is not None and armed:
+                probes.arm()
+        if not applied:
+            self._notices.append(("warn", f"not applied: {text}"))
+            return
+        if self.info is not None:
+            kind = self.swap.kind or dominant_activation(self.acts)
+            self.info = dataclasses.replace(self.info, activation=kind)
+        self._events.append(Event(self.step, "activation", value))
+        self._notices.append(("info", text))
 
     def _gate(self) -> None:
         """While paused (and no steps granted), block the training loop here, between two optimizer steps."""

@@ -30,8 +30,12 @@ from vgtui.watch.layers import ForwardOrder, Layer, dominant_activation, find_ac
 from vgtui.watch.light import LightRows, scalar
 from vgtui.watch.offload import Offload
 from vgtui.watch.probes import Probes
+from vgtui.watch.remedies import CAPABILITIES
 from vgtui.watch.report import Batch, LayerInfo
+from vgtui.watch.skips import GradResets
 from vgtui.watch.stats import HeavyMeta, Meter, PendingHeavy
+from vgtui.watch.swap import Swapper
+from vgtui.watch.userclip import UserClip
 
 
 class StepHooks(Controls):
@@ -48,6 +52,7 @@ class StepHooks(Controls):
         publish_every: float,
         hist_layer: int,
         copy_limit: int,
+        allow_swap: Any = False,
         dist: Any = None,
     ) -> None:
         self.model, self.optimizer = model, optimizer
@@ -57,6 +62,9 @@ class StepHooks(Controls):
             raise ValueError("vgtui.watch: the optimizer has no parameters that require grad")
         self.order = ForwardOrder(model, self.params, ndim=dist.ndim if dist is not None else None)
         self.acts = find_activations(model)
+        self.swap = Swapper(model, allow_swap)
+        self.resets = GradResets(self.params)
+        self.userclip = UserClip(next((p for p in self.params if p.dim() >= 2), self.params[0]))
         self.blocks = blocks
         self.keep = keep
         # ranks of a process group must agree on the heavy steps (their collectives): the cadence stays fixed there
@@ -75,7 +83,10 @@ class StepHooks(Controls):
         self.layers: list[Layer] | None = None
         self.info: LayerInfo | None = None
         self.meter: Meter | None = None
-        self.probes: Probes | None = None
+        # armed now, so that step 1 (a heavy step) has activation statistics and the user's clipping is checked
+        self.probes = Probes.before_first_step([c[1] for c in self.order.candidates], self.acts, blocks)
+        self.probes.arm()
+        self.userclip.arm()
         self._steps_left = 0
         self._saved_lr: list[Any] | None = None
         self._row: tuple | None = None
@@ -108,7 +119,8 @@ class StepHooks(Controls):
         """Values for this step (tensors stay on the device: no sync). Call once per optimizer step."""
         if self.off:
             return
-        self._logs += 1
+        if self.resets.seen(self._logs > 0) or self._logs == 0:  # a second log() counts where zero_grad ran
+            self._logs += 1
         if loss is not None:
             self._loss, self._logged = _kept(loss), True
         if acc is not None:
@@ -141,6 +153,8 @@ class StepHooks(Controls):
         try:
             if self.layers is None:
                 self._setup()
+            if self.userclip.armed:
+                self.userclip.measure()
             meter = self.meter
             assert meter is not None
             if self._logs > 1:
@@ -198,6 +212,7 @@ class StepHooks(Controls):
                 self.rows.add(*self._row)
                 self._steps.append(self.step)
                 self._row = None
+                self.userclip.file(len(self._steps) - 1)
             self._finish_heavy()
             self._drain() if self.dist is None else self.dist.sync(self)
             if self.status == "paused" and self._steps_left > 0:
@@ -211,6 +226,7 @@ class StepHooks(Controls):
 
     def _setup(self) -> None:
         found = self.order.finish()
+        self.swap.finish()
         keep = self.keep
         if keep is not None and not callable(keep):
             wanted = {k if isinstance(k, str) else id(k) for k in keep}
@@ -239,7 +255,7 @@ class StepHooks(Controls):
                     f"{self.copy_limit / 2**20:.0f} MiB, copy_limit_mb= raises it)",
                 )
             )
-        self.probes = Probes(self.layers, self.acts, self.blocks)
+        self.probes.relayer(self.layers)
         block_names = tuple(_module_path(self.model, b) for b in self.blocks)
         self.info = LayerInfo(
             tuple(la.name for la in self.layers),
@@ -249,6 +265,7 @@ class StepHooks(Controls):
             type(self.optimizer).__name__,
             block_names,
             tuple(self.probes.block_layer),
+            CAPABILITIES + self.swap.capabilities,
         )
         if not self.acts:
             self._notices.append(
@@ -295,6 +312,7 @@ class StepHooks(Controls):
         probes.failures.clear()
         if self.heavy_due(self.step + 1):
             probes.arm()
+            self.userclip.arm()
 
     def publish(self, status: str | None = None) -> None:
         """Hand everything since the last publish to the hub: one cat, one device-to-host transfer."""
@@ -306,6 +324,8 @@ class StepHooks(Controls):
         if self.hub is None:
             return
         metrics = list(self._metric_tensors.items())
+        clip_factors, user_clip = self.userclip.pack()
+        scalars = [t for _, t in metrics] + clip_factors  # the user's clip factors follow the metrics' values
         batch = Batch(
             flat=np.zeros(0, np.float32),
             steps=list(self._steps),
@@ -323,6 +343,7 @@ class StepHooks(Controls):
             events=self._events,
             notices=self._notices,
             metric_floats=dict(self._metric_floats),
+            user_clip=user_clip,
         )
         rows, heavies = self.rows, [h[1] for h in self._heavies]
         if rows is not None:
@@ -334,12 +355,12 @@ class StepHooks(Controls):
             self._offload_alive()
             if rows is not None and rows.issuer is not None:
                 rows.issuer.flush()  # its tickets are in these rows (if it failed, they come back NaN)
-            self.hub.publish(CpuPack(rows, heavies, [t for _, t in metrics], batch))
+            self.hub.publish(CpuPack(rows, heavies, scalars, batch))
             return
         parts, batch.light = rows.pack() if rows is not None and len(rows) else ([], None)
         parts += heavies
-        if metrics:
-            parts.append(torch.stack([scalar(t) for _, t in metrics]))
+        if scalars:
+            parts.append(torch.stack([scalar(t) for t in scalars]))
         if parts:
             self.hub.publish(CudaTransfer(torch.cat(parts) if len(parts) > 1 else parts[0], batch))
         else:
@@ -352,8 +373,8 @@ class StepHooks(Controls):
             self._notices.append(
                 (
                     "warn",
-                    "an optimizer step was skipped (log() ran twice without step(): GradScaler "
-                    "skips step() on inf/NaN gradients); skipped steps are counted",
+                    "an optimizer step was skipped (log() ran again after zero_grad, without step() in between: "
+                    "GradScaler skips step() on inf/NaN gradients); skipped steps are counted",
                 )
             )
 
@@ -390,6 +411,8 @@ class StepHooks(Controls):
                 h.remove()
             self._handles.clear()
         self.order.finish()
+        self.swap.finish()
+        self.userclip.disarm()
         if self.probes is not None:
             self.probes.disarm()
 

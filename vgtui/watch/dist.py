@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from vgtui.contract import Pause, Resume, SelectLayer, Step, Toggle
+from vgtui.contract import ACTIVATIONS, Pause, Resume, SelectLayer, Step, Toggle
 from vgtui.engine.toggles import normalize
 
 SYNC_S = 0.25  # about this long between two command syncs
@@ -40,7 +40,7 @@ MAX_K = 1000
 MAX_COMMANDS = 8  # per sync; more wait for the next one
 MAX_STEP = 1 << 62
 HEAD = 4  # next K, number of commands, rank 0's watch ended, spare
-CODES = {"pause": 1, "resume": 2, "step": 3, "layer": 4, "clip": 5, "lr": 6}
+CODES = {"pause": 1, "resume": 2, "step": 3, "layer": 4, "clip": 5, "lr": 6, "activation": 7}
 
 
 class Unsupported(ValueError):
@@ -342,6 +342,8 @@ def _encode(command: Any) -> list[float] | None:
         return [CODES["clip"], math.nan if value is None else float(value)]  # type: ignore[arg-type]
     if isinstance(command, Toggle) and command.name == "lr":
         return [CODES["lr"], float(normalize(command))]  # type: ignore[arg-type]
+    if isinstance(command, Toggle) and command.name == "activation" and normalize(command) in ACTIVATIONS:
+        return [CODES["activation"], float(ACTIVATIONS.index(str(normalize(command))))]
     return None
 
 
@@ -359,4 +361,6 @@ def _decode(code: float, value: float) -> Any:
         return Toggle("clip", "off" if math.isnan(value) else repr(value))
     if c == CODES["lr"]:
         return Toggle("lr", repr(value))
+    if c == CODES["activation"] and 0 <= int(value) < len(ACTIVATIONS):
+        return Toggle("activation", ACTIVATIONS[int(value)])
     return None

@@ -86,6 +86,7 @@ class Hub:
         self.unix_path, self.tcp, self.token = unix_path, tcp, token
         self.on_snapshot = on_snapshot
         self.on_idle: Callable[[], None] | None = None  # called every half heartbeat: flush an idle trainer
+        self.allow_swap = False  # vgtui.watch(..., allow_swap=...): activation toggles go on to the trainer
         self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.wake = threading.Event()  # set when a command arrives (a paused trainer waits on it)
         self.viewers: dict[int, Viewer] = {}
@@ -264,7 +265,7 @@ class Hub:
                 "device": i.device,
                 "heavy_every": i.heavy_every,
                 "started": i.started,
-                "capabilities": list(remedies.CAPABILITIES),
+                "capabilities": list(self.reporter.layers.capabilities),
                 "layers": list(self.reporter.layers.names),
                 "step": self.reporter.step,
                 "status": latest.status if latest else "starting",
@@ -313,7 +314,7 @@ class Hub:
         try:
             if v.read_only:
                 raise remedies.Refused("this viewer is read-only (vgtui attach --read-only): it sends no commands")
-            command = remedies.check(parse_command(header), len(self.reporter.layers.names))
+            command = remedies.check(parse_command(header), len(self.reporter.layers.names), self.allow_swap)
         except (WireError, remedies.Refused) as exc:
             self._write(v, encode({"t": "notice", "level": "warn", "text": str(exc)}))
             return

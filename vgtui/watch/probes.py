@@ -1,10 +1,11 @@
 """Forward hooks for heavy steps only: activation statistics and the gradient reaching each of the user's blocks.
 
 Armed by the step post-hook just before a heavy step's forward pass and disarmed after it, so ordinary steps pay
-nothing. Each hook reduces what it sees at once, under no_grad, to a few numbers on the device and keeps no
-reference to the activation (an in-place op later would change a kept one; pitfall 2 in shared/ATTACH.md). Only the
-first call per layer per step counts (a module reused in a loop, reentrant checkpointing), and only in training
-mode with grad on (no validation passes). A statistic whose hook fails is switched off and the error kept for the
+nothing; for step 1 (heavy) armed when watching starts, before the layers' order is known (before_first_step).
+Each hook reduces what it sees at once, under no_grad, to a few numbers on the device and keeps no reference to the
+activation (an in-place op later would change a kept one; pitfall 2 in shared/ATTACH.md). Only the first call per
+layer per step counts (a module reused in a loop, reentrant checkpointing), and only in training mode with grad on
+(no validation passes). A statistic whose hook fails is switched off and the error kept for the
 viewers; it never reaches the user's loop.
 
 Activation statistics belong to the shown layer that ran last before the activation (Linear -> ReLU: the Linear's
@@ -88,18 +89,39 @@ class Probes:
     """The heavy-step hooks of one watched model."""
 
     def __init__(self, layers: list[Layer], acts: list[tuple[str, nn.Module, str]], blocks: list[nn.Module]) -> None:
-        self.layers = layers
         self.acts = acts
         self.blocks = blocks
-        self.layer_of: dict[int, int] = {}
-        for i, layer in enumerate(layers):  # a module with several matrices: its last shown one
-            self.layer_of[id(layer.module)] = i
-        self.block_layer = [_last_layer_in(b, self.layer_of) for b in blocks]
+        self.relayer(layers)
         self.enabled = {"activations": bool(acts), "blocks": bool(blocks)}
         self.failures: list[tuple[str, str]] = []  # (statistic, error) not yet told to the viewers
         self._handles: list[RemovableHandle] = []
         self._nan: torch.Tensor | None = None
         self.clear()
+
+    @classmethod
+    def before_first_step(
+        cls, modules: list[nn.Module], acts: list[tuple[str, nn.Module, str]], blocks: list[nn.Module]
+    ) -> Probes:
+        """Probes for step 1, before the first forward pass has told the layers' order: the weight-bearing
+        `modules` stand for the layers, by id, until relayer() (activation statistics after a module that is
+        then not shown are dropped)."""
+        probes = cls([], acts, blocks)
+        probes.modules = list(modules)
+        probes.layer_of = {id(m): id(m) for m in modules}
+        return probes
+
+    def relayer(self, layers: list[Layer]) -> None:
+        """The shown layers, in forward order: statistics kept under a module's id move to its layer's index."""
+        self.layers = layers
+        self.modules = list({id(la.module): la.module for la in layers}.values())
+        provisional = getattr(self, "layer_of", {})
+        self.layer_of: dict[int, int] = {}
+        for i, layer in enumerate(layers):  # a module with several matrices: its last shown one
+            self.layer_of[id(layer.module)] = i
+        self.block_layer = [_last_layer_in(b, self.layer_of) for b in self.blocks]
+        if provisional and hasattr(self, "act_stats"):
+            self.act_stats = {self.layer_of[k]: v for k, v in self.act_stats.items() if k in self.layer_of}
+            self.current = None
 
     def clear(self) -> None:
         self.current: int | None = None
@@ -117,8 +139,8 @@ class Probes:
             return
         self.clear()
         if self.enabled["activations"]:
-            for layer in self.layers:
-                self._handles.append(layer.module.register_forward_hook(self._ran))
+            for module in self.modules:
+                self._handles.append(module.register_forward_hook(self._ran))
             for _, module, kind in self.acts:
                 self._handles.append(module.register_forward_hook(partial(self._act, kind)))
         if self.enabled["blocks"]:

@@ -2,8 +2,9 @@
 
 Live, applied between optimizer steps: pause / resume / step N, gradient clipping on/off/threshold (after
 measuring, so the shown norms stay the exact pre-clip ones), learning rate (as a factor on whatever the user's
-scheduler sets: scale-and-restore around each step), the histogram layer. Everything else is refused with the
-reason: vgtui cannot rebuild, re-initialise or re-architect a model it did not write.
+scheduler sets: scale-and-restore around each step), the histogram layer; with allow_swap, hidden Sigmoid/Tanh
+modules to ReLU/LeakyReLU and back (vgtui.watch.swap). Everything else is refused with the reason: vgtui cannot
+rebuild, re-initialise or re-architect a model it did not write.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from vgtui.engine.toggles import ToggleError, normalize
 CAPABILITIES = ("pause", "step", "clip", "lr", "hist_layer")
 IN_CODE = "in your code (✎): "  # the mark keeps the dashboard from offering a key for it
 
+NOT_ALLOWED = (
+    "swapping activations changes your model: allow it with vgtui.watch(model, optimizer, allow_swap=True) "
+    "(hidden nn.Sigmoid/nn.Tanh modules only), or change them in your code"
+)
 REFUSALS = {
-    "activation": "swapping activations on your own model is not live yet: change them in your code",
+    "activation": NOT_ALLOWED,
     "init": "re-initialising your model's weights is not done live: change the init in your code and restart",
     "batchnorm": "adding normalisation changes your model's architecture: do it in your code",
     "skip": "residual connections change your model's architecture: add them in your code",
@@ -47,8 +52,10 @@ class Refused(ValueError):
     """A command this model does not take; str() is the reason, for a Notice."""
 
 
-def check(command: Command, n_layers: int) -> Command:
-    """The command if a watched user model takes it (toggle values validated), else Refused with the reason."""
+def check(command: Command, n_layers: int, swap: bool = False) -> Command:
+    """The command if a watched user model takes it (toggle values validated), else Refused with the reason.
+    With `swap` (vgtui.watch(..., allow_swap=...)) an activation toggle goes on to the training thread, which
+    decides whether it can be done (vgtui.watch.swap)."""
     if isinstance(command, (Pause, Resume)):
         return command
     if isinstance(command, Step):
@@ -60,7 +67,7 @@ def check(command: Command, n_layers: int) -> Command:
             raise Refused(f"layer {command.layer}: allowed: 1 to {n_layers}")
         return command
     if isinstance(command, Toggle):
-        if command.name in REFUSALS:
+        if command.name in REFUSALS and not (swap and command.name == "activation"):
             raise Refused(REFUSALS[command.name])
         try:
             normalize(command)
@@ -74,11 +81,17 @@ def check(command: Command, n_layers: int) -> Command:
     raise Refused(f"unknown command {type(command).__name__}")
 
 
-def for_user(verdicts: tuple[Verdict, ...]) -> tuple[Verdict, ...]:
-    """The diagnoser's verdicts with the remedies that apply to a user's model (architecture ones in words)."""
+LIVE_SWAP = "ReLU / Leaky ReLU in place of the hidden sigmoid/tanh (a), live and undoable"
+
+
+def for_user(verdicts: tuple[Verdict, ...], swap: bool = False) -> tuple[Verdict, ...]:
+    """The diagnoser's verdicts with the remedies that apply to a user's model (architecture ones in words);
+    with `swap` (allow_swap and modules it can swap) the activation remedy is live."""
     out = []
     for v in verdicts:
         remedies = USER_REMEDIES.get(v.code, v.remedies)
+        if swap and v.code in ("vanishing", "saturated"):
+            remedies = (LIVE_SWAP, *remedies[1:])
         text = v.text.replace("Turn gradient clipping on, then reset.", "Turn gradient clipping on (c).")
         text = text.replace("; training paused", "").replace("(chance level is", "(the first loss was")
         out.append(Verdict(v.code, v.severity, text, remedies))

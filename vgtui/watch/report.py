@@ -42,6 +42,7 @@ class LayerInfo:
     optimizer: str
     block_names: tuple[str, ...] = ()
     block_layer: tuple[int | None, ...] = ()
+    capabilities: tuple[str, ...] = remedies.CAPABILITIES  # the live remedies this model takes now
 
 
 @dataclass
@@ -62,6 +63,8 @@ class Batch:
     heavy_every: int = 0  # the heavy-statistics cadence now (vgtui.watch.cadence; 0: unchanged)
     logged: bool = False  # log(loss=...) was called: a NaN loss is then a divergence, not a missing value
     metric_floats: dict[str, float] = field(default_factory=dict)  # metrics logged as Python numbers
+    # heavy steps' factor of the user's own clipping: (row, value, or None: the next value after the metrics)
+    user_clip: list[tuple[int, float | None]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     notices: list[tuple[str, str]] = field(default_factory=list)
     time: float = field(default_factory=time.monotonic)
@@ -88,6 +91,7 @@ class Reporter:
         self.heavy_step = 0
         self.blocks: dict[str, list[float]] = {}
         self.metrics: dict[str, float] = {}
+        self.user_clip: dict[str, float] | None = None  # the user's own clipping, once it was seen clipping
         self.baseline = math.nan
         self.verdicts: tuple = ()
         self.rate = 0.0
@@ -134,6 +138,11 @@ class Reporter:
             self.metrics.update(batch.metric_floats)
             for j, name in enumerate(batch.metrics):
                 self.metrics[name] = float(flat[at + j])
+            at += len(batch.metrics)
+            for row, value in batch.user_clip:
+                if value is None:
+                    value, at = float(flat[at]), at + 1
+                self._user_clip(batch.steps[row], value)
             self.last = batch
             self._take(batch.steps, shown, heavy)
             rows = {
@@ -164,6 +173,22 @@ class Reporter:
         if heavy is not None:
             self.heavy = heavy
 
+    def _user_clip(self, step: int, factor: float) -> None:
+        """A heavy step's factor of the user's own clipping: labelled from the first step it clipped on."""
+        clipped = user_clip_factor(factor)
+        if self.user_clip is None:
+            if clipped is None:
+                return
+            self.user_clip = {"factor": 1.0, "step": step, "clipped_steps": 0, "checked_steps": 0}
+            self.notify(
+                "warn",
+                f"your own gradient clipping (between backward() and step()) scaled the gradients by "
+                f"×{clipped:.3g} at step {step}: the gradient norms shown are after it (vgtui measures at step())",
+            )
+        self.user_clip["checked_steps"] += 1
+        self.user_clip["clipped_steps"] += clipped is not None
+        self.user_clip["factor"], self.user_clip["step"] = clipped if clipped is not None else 1.0, step
+
     def _diagnose(self) -> None:
         n = len(self.layers.names)
         h = self.heavy if self.heavy and len(self.heavy["weight_norm"]) == n else {}
@@ -184,7 +209,7 @@ class Reporter:
             gain_product=h.get("gain_product"),
             layer_names=self.layers.names,
         )
-        self.verdicts = remedies.for_user(self.diagnoser.update(obs))
+        self.verdicts = remedies.for_user(self.diagnoser.update(obs), "activation" in self.layers.capabilities)
 
     def _diverged(self) -> bool:
         """A logged loss or the gradient norm went NaN/Inf (a loss never logged is NaN too: that is no divergence)."""
@@ -222,11 +247,13 @@ class Reporter:
             depth=n,
             cell="",
             optimizer=info.optimizer,
-            capabilities=remedies.CAPABILITIES,
+            capabilities=info.capabilities,
         )
         skipped = b.skipped if b else 0
         device = self.device + (f" · {skipped} skipped steps" if skipped else "")
-        extra = {"watch": {"name": self.name, "heavy_every": self.heavy_every, "skipped_steps": skipped}}
+        extra: dict = {"watch": {"name": self.name, "heavy_every": self.heavy_every, "skipped_steps": skipped}}
+        if self.user_clip is not None:
+            extra["watch"]["user_clip"] = dict(self.user_clip)
         if self.dist:
             extra["dist"] = dict(self.dist)
         if self.metrics:
@@ -260,6 +287,17 @@ class Reporter:
             grad_step=self.grad_step,
             extra=extra,
         )
+
+
+def user_clip_factor(factor: float) -> float | None:
+    """The factor if it shows the user's code clipped the gradients (below 1), else None: 1 (untouched or nothing
+    to clip), NaN, above 1, or an exact power of two below 1/2 (a loss-scale unscale vgtui did not account for)."""
+    if not math.isfinite(factor) or not 0 < factor < 1 - 1e-5:
+        return None
+    exponent = math.log2(factor)
+    if factor < 0.5 and abs(exponent - round(exponent)) < 1e-6:
+        return None
+    return factor
 
 
 def _finite_or_empty(values: np.ndarray) -> np.ndarray:
