@@ -141,7 +141,7 @@ def test_ddp_fsdp1_fsdp2_viewers_see_the_global_numbers_and_commands_apply_on_ev
         waited = [r["time"][got["paused_at"] - 1] - r["time"][got["paused_at"] - 2] for r in ranks]
         assert min(waited) > 1.0, (kind, waited)  # both ranks waited inside that step's optimizer.step()
     refused = [json.loads((out / f"refused-rank{r}.json").read_text()) for r in range(2)]
-    assert refused == [{"off": True, "hub": False}] * 2  # FSDP1 without use_orig_params: not watched, on every rank
+    assert refused == [{"off": True, "hub": False, "nohub_off": True}] * 2  # not watched, on every rank
     assert output.count("not watching: FSDP without use_orig_params=True") == 1, output[-3000:]  # rank 0 says so
     ddp = [np.array(json.loads((out / f"ddp-rank{r}.json").read_text())["params"]) for r in range(2)]
     np.testing.assert_array_equal(ddp[0], ddp[1])  # the replicas stayed identical through clip and pause

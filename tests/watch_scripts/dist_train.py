@@ -140,8 +140,18 @@ def refusals() -> None:
 
     model = FSDP(net(), device_id=torch.device("cpu"))
     watch = vgtui.watch(model, torch.optim.SGD(model.parameters(), lr=0.1), name="flat", quiet=True)
-    (out / f"refused-rank{rank}.json").write_text(json.dumps({"off": watch.hooks.off, "hub": watch.hub is not None}))
+    refused = {"off": watch.hooks.off, "hub": watch.hub is not None}
     watch.close()
+    # rank 0's hub cannot start (an address no one can bind): no rank watches, and training goes on on both
+    model = nn.parallel.DistributedDataParallel(net())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    watch = vgtui.watch(model, opt, name="nohub", tcp=("256.0.0.1", 0), quiet=True)
+    refused["nohub_off"] = watch.hooks.off
+    for _ in range(3):
+        F.mse_loss(model(torch.randn(4, 8)), torch.zeros(4, 3)).backward()
+        opt.step()
+    watch.close()
+    (out / f"refused-rank{rank}.json").write_text(json.dumps(refused))
 
 
 if "fsdp1" in args.wrappers:

@@ -94,6 +94,9 @@ class Watch:
         if self.dist is not None and not self.dist.rank0:  # rank 0 alone serves the viewers and writes the log
             self.name, self.socket = check_name(name or _default_name()), Path()
             self.hub = self.hooks.hub = SilentHub()  # type: ignore[assignment]
+            if not self.dist.agree(True):  # rank 0 could not serve: no rank watches (none waits for it)
+                self._off()
+                return
             atexit.register(self.close)
             return
         directory = watch_dir(create=True)
@@ -127,8 +130,12 @@ class Watch:
             hub.start()
         except Exception as exc:  # noqa: BLE001 - degrade to a no-op with one warning
             print(f"vgtui.watch: not watching ({type(exc).__name__}: {exc}); your training goes on", file=sys.stderr)
+            if self.dist is not None:
+                self.dist.agree(False)
             self._off()
             return
+        if self.dist is not None:
+            self.dist.agree(True)
         self.hub = self.hooks.hub = hub
         hub.allow_swap = self.hooks.swap.allowed
         hub.on_idle = self.hooks.flush_if_idle

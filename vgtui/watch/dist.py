@@ -206,6 +206,16 @@ class DistSync:
 
     # ------------------------------------------------------------------ collectives
 
+    def agree(self, ok: bool) -> bool:
+        """At vgtui.watch(): whether every rank is ready to watch (rank 0's hub may have failed to start); one
+        all_reduce(MIN), so that all ranks watch or none does (a rank left alone would wait in the next sync)."""
+        flag = torch.tensor([1.0 if ok else 0.0], device=self.device)
+        try:
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        except Exception:  # noqa: BLE001 - no agreement: do not watch
+            return False
+        return bool(flag.item())
+
     def collective(self, hooks: Any, fn: Callable[[], object]) -> None:
         """Run one collective; where it fails (a rank died, the timeout passed) the watch ends and says why, and the
         error goes on to the caller (the hooks catch it: the training then meets it in its own next collective)."""
