@@ -112,4 +112,6 @@ def run(repeats: int = 5, steps: int = 300, device: str = "cpu") -> list[dict]:
         n = steps if cfg.model.kind == "mlp" else max(steps // 2, 20)
         rows.append(compare(label, cfg, n, repeats, device))
         print(rows[-1], flush=True)
-    return rows
+    from benchmarks import compare_speed  # A/B: paired steps against two separate runs
+
+    return rows + compare_speed.run(repeats, steps, device)

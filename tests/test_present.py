@@ -231,3 +231,18 @@ async def test_a_diverged_run_takes_the_keys_with_the_guess():
         assert "presses c\n" in panel(app) or "presses c " in panel(app)
         await pilot.press("enter")
         assert fake.commands == [Toggle("clip", "1")]
+
+
+async def test_the_help_of_a_lesson_says_what_n_and_p_do_there():
+    from vgtui.tui.help import HelpScreen, help_markdown
+
+    step_line = next(line for line in help_markdown().splitlines() if line.startswith("- `n`"))
+    app, _ = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen) and app.screen.lesson
+    lesson = help_markdown(lesson=True)
+    assert "`n` the lesson's next step" in lesson and "`p` the step before" in lesson
+    assert step_line not in lesson  # the dashboard's own n (one step) is not claimed where n moves the lesson
+    assert "the lesson's next step" not in help_markdown()

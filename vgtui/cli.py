@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from vgtui import __version__
+from vgtui.compare_cli import add_compare_args, compare_options
 from vgtui.config import ConfigError, RunConfig, apply_sets
 from vgtui.contract import Toggle
 from vgtui.present_cli import add_present_parser, cmd_present
@@ -71,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the live dashboard",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  vgtui launch                 # pick a preset\n  vgtui launch deep-sigmoid\n"
-        "  vgtui launch rnn-long --refresh-hz 2",
+        "  vgtui launch rnn-long --refresh-hz 2\n  vgtui launch deep-sigmoid --compare activation=leaky_relu,init=he",
     )
     launch.add_argument("preset", nargs="?", help="preset name or path to a .toml file (default: the picker)")
     launch.add_argument("--refresh-hz", type=float, default=None, help="dashboard redraws per second (default 4)")
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="process",
         help="train in a child process (default: drawing never slows training) or in a thread",
     )
+    add_compare_args(launch, fork_at=False)
 
     run = sub.add_parser(
         "run",
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  vgtui run deep-sigmoid --toggle 300:activation=leaky_relu --toggle 300:init=he\n"
         "  vgtui run exploding --set train.clip=1.0",
     )
+    run.epilog += '\n  vgtui run deep-sigmoid --compare "activation=leaky_relu,init=he" --out ab.jsonl'
     run.add_argument("preset", help="preset name or path to a .toml file")
     run.add_argument("--steps", type=int, default=None, help="number of steps (default: the preset's train.steps)")
     run.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's train.seed)")
@@ -112,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar and no charts, only the summary")
     run.add_argument("--plot", action="store_true",
                      help="print the closing charts even when stdout is not a terminal (a CI log)")  # fmt: skip
+    add_compare_args(run)
 
     replay = sub.add_parser(
         "replay",
@@ -245,6 +249,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ToggleError(f"--toggle {step}:{toggle.name}={_clip(toggle.value)}: {exc}") from None
     if args.force and not args.out:
         return _fail("--force overwrites the --out file; give --out FILE.jsonl too")
+    compare, fork_at = compare_options(args, config)
     writer = None
     if args.out is not None:
         from vgtui.runlog import RunLogWriter
@@ -257,37 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             writer.discard()
         raise
     return run_headless(config, schedule, device=args.device, out=writer, quiet=args.quiet,
-                        plot=True if args.plot else None)  # fmt: skip
-
-
-def cmd_launch(args: argparse.Namespace) -> int:
-    config = resolve_config(args.preset, args.sets) if args.preset else None
-    theme = chosen_theme(args.theme)
-    if args.preset is None and args.sets:
-        return _fail("--set needs a preset: vgtui launch PRESET --set section.key=value")
-    if args.refresh_hz is not None and not 0.1 <= args.refresh_hz <= 60:
-        return _fail(f"--refresh-hz {args.refresh_hz:g}: allowed: a number from 0.1 to 60")
-    if args.device not in ("auto", "cpu") or args.worker == "thread":
-        from vgtui.engine.trainer import pick_device
-
-        pick_device(args.device)  # fail early, before the screen is taken over
-    from vgtui.tui.app import run_dashboard
-
-    if args.worker == "thread":
-        from vgtui.engine.session import Session as worker_class
-    else:  # the parent never imports torch: the child does, while the dashboard starts
-        from vgtui.engine.process import ProcessSession as worker_class
-
-    from vgtui.runlog import Recordings
-
-    recordings = Recordings(args.record, args.force) if args.record else None
-
-    def factory(cfg: RunConfig):
-        if recordings is None:
-            return worker_class(cfg, device=args.device)
-        return worker_class(cfg, device=args.device, record=recordings.next(), record_force=True)
-
-    return run_dashboard(config, factory, refresh_hz=args.refresh_hz, theme=theme)
+                        plot=True if args.plot else None, compare=compare, fork_at=fork_at)  # fmt: skip
 
 
 def serve_launch_args(args: argparse.Namespace) -> list[str]:
@@ -378,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args)
         if args.command == "launch":
+            from vgtui.launch_cli import cmd_launch
+
             return cmd_launch(args)
         if args.command == "replay":
             return cmd_replay(args)

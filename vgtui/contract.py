@@ -73,7 +73,31 @@ class NextEvent:
     """Replay only: jump to the next recorded toggle."""
 
 
-Command = Toggle | Pause | Resume | Step | Reset | SelectLayer | Seek | SetSpeed | NextEvent
+@dataclass(frozen=True)
+class Fork:
+    """Compare: run B := a copy of run A at the current step with `toggles` (None: the session's --compare toggles).
+    From then on both train in lockstep on the same batches; toggle keys go to B."""
+
+    toggles: tuple[Toggle, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """Compare: send the toggle keys (and reset) to run "A" or run "B"."""
+
+    run: str
+
+
+@dataclass(frozen=True)
+class EndCompare:
+    """Compare: stop comparing and keep run "A" or run "B" as the one run."""
+
+    keep: str
+
+
+Command = (
+    Toggle | Pause | Resume | Step | Reset | SelectLayer | Seek | SetSpeed | NextEvent | Fork | Target | EndCompare
+)
 
 HIST_BINS = 44  # the gradient histogram: fixed bins of log10 |g|
 HIST_LO, HIST_HI = -20.0, 2.0
@@ -119,6 +143,19 @@ class ModelState:
         )
 
 
+def compare_legend(a: ModelState, b: ModelState, step: int) -> str:
+    """The legend of run B by how its model differs from run A's: 'B: leaky_relu+he @ 300' (the values of activation,
+    init and cell; name=value for the rest), 'B: same as A @ 300' where nothing differs (yet)."""
+    parts = []
+    for name in ("activation", "init", "cell", "batchnorm", "skip", "clip", "lr", "depth"):
+        va, vb = getattr(a, name), getattr(b, name)
+        if va == vb or (name == "cell" and a.kind != "rnn") or (name in ("activation", "depth") and a.kind == "rnn"):
+            continue
+        text = "on" if vb is True else "off" if vb in (False, None) else f"{vb:g}" if isinstance(vb, float) else str(vb)
+        parts.append(text if name in ("activation", "init", "cell") else f"{name}={text}")
+    return f"B: {'+'.join(parts) or 'same as A'} @ {step}"
+
+
 @dataclass(frozen=True)
 class Event:
     """A toggle or control applied at a step; drawn as a chart marker ("relu @ 1200")."""
@@ -151,6 +188,16 @@ class Notice:
     seq: int
     level: str  # "info" | "warn" | "error"
     text: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A session that carries two runs: run B, forked from run A (the snapshot that holds this) at `fork_step`."""
+
+    label: str  # the legend of B: "B: leaky_relu+he @ 300"
+    fork_step: int
+    target: str  # "A" | "B": the run the toggle keys go to
+    b: Snapshot  # run B's own snapshot (its compare is None)
 
 
 @dataclass(frozen=True)
@@ -197,6 +244,7 @@ class Snapshot:
     grad_step: int = 0  # step at which grad_norm was measured: the last finite one once a run has diverged
     time_cell_grad_norm: np.ndarray | None = None  # LSTM: ||dL/dc_t|| (cell state) per time step; None otherwise
     extra: dict = field(default_factory=dict)
+    compare: Comparison | None = None  # run B beside this run A, while comparing
 
     @property
     def first_last_ratio(self) -> float:
@@ -220,3 +268,6 @@ class SessionLike(Protocol):
 
     @property
     def history(self): ...  # vgtui.history.History
+
+    # A session that can compare also has `history_b` (run B's History, None while not comparing); the dashboard
+    # reads it with getattr, so sessions that cannot compare (an attached script) need not have it.

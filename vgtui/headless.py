@@ -11,11 +11,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from vgtui.compare_summary import compare_summary
 from vgtui.config import RunConfig
 from vgtui.contract import Command, Snapshot, Toggle
+from vgtui.engine.compare import CompareSession
 from vgtui.engine.session import Session
-from vgtui.engine.toggles import parse_remedy
-from vgtui.runlog import Recorder, RunLogError, RunLogWriter, meta_record
+from vgtui.engine.toggles import compare_label, parse_remedy
+from vgtui.runlog import Recorder, RunLogError, RunLogWriter, compare_record, meta_record
 
 KEY_HINT = re.compile(r"\s*\((?:[a-zA-Z+\-\[\]]|ctrl\+\w)\)")  # "(a)", "(+)": dashboard keys, not options here
 
@@ -29,24 +31,37 @@ def run_headless(
     quiet: bool = False,
     force: bool = False,
     plot: bool | None = None,
+    compare: tuple[Toggle, ...] | None = None,
+    fork_at: int = 0,
 ) -> int:
     """Train `config.train.steps` steps; returns the exit code (0 ok, 1 failed run or run log, 130 interrupted).
 
     `out` is a path or an already opened RunLogWriter (the command line opens it before importing torch, so that a
-    bad path is refused at once).
+    bad path is refused at once). `compare`: train run B (the preset with these toggles, forked from A at step
+    `fork_at`) beside run A in lockstep; every line of the log then carries its run, and the summary and charts
+    compare the two.
     """
     console = Console(stderr=True)
     writer = RunLogWriter(out, force=force) if isinstance(out, str) else out
-    recorder = Recorder(writer)
+    recorder = Recorder(writer, run="A" if compare is not None else None)
     try:
-        session = Session(config, device=device, max_steps=config.train.steps, schedule=schedule, on_publish=recorder)
+        if compare is None:
+            session = Session(config, device, max_steps=config.train.steps, schedule=schedule, on_publish=recorder)
+        else:
+            session = CompareSession(config, device, max_steps=config.train.steps, schedule=schedule,
+                                     on_publish=recorder, compare=compare, fork_at=fork_at,
+                                     on_publish_b=Recorder(writer, run="B"))  # fmt: skip
     except BaseException:
         if writer is not None:
             writer.discard()  # no run, no file left behind to refuse the next try
         raise
     if writer is not None:
         try:
-            writer.write(meta_record(config, str(session.device), session.trainer.layer_names()))
+            meta = meta_record(config, str(session.device), session.trainer.layer_names())
+            if compare is not None:
+                texts = [f"{t.name}={t.value}" for t in compare]
+                meta["compare"] = compare_record(texts, fork_at, compare_label(compare, fork_at))
+            writer.write(meta)
         except RunLogError as exc:
             print(f"vgtui: error: {exc}; nothing was trained", file=sys.stderr)
             return 1
@@ -68,10 +83,10 @@ def run_headless(
             while not session.done.wait(0.1) and session.alive:
                 snap = session.latest()
                 if snap is not None:
-                    progress.update(task, completed=snap.step, info=f"loss {snap.loss:.4f}")
+                    progress.update(task, completed=_step(snap), info=_progress_info(snap))
             snap = session.latest()
             if snap is not None:
-                progress.update(task, completed=snap.step)
+                progress.update(task, completed=_step(snap))
     except KeyboardInterrupt:
         code = 130
     finally:
@@ -90,12 +105,14 @@ def run_headless(
     elif not session.done.is_set():
         print("vgtui: error: the training thread stopped without finishing the run", file=sys.stderr)
         code = 1
-    if last is not None:  # on stderr after a failed run, except after a run log failure: that is one line there
+    if last is not None and compare is not None:
+        compare_summary(Console(), config, last, out)
+    elif last is not None:  # on stderr after a failed run, except after a run log failure: one line there
         loud = (code and recorder.error is None) or last.status == "diverged"
         _summary(console if loud else Console(), config, recorder.first, last, out)
     if last is not None and code != 130 and (plot or (plot is None and not quiet and sys.stdout.isatty())):
         _charts(session, last)
-    if last is not None and last.status == "diverged" and code == 0:
+    if last is not None and last.status == "diverged" and code == 0 and compare is None:
         at = next((e.step for e in reversed(last.events) if e.name == "reset"), 0)
         print(f"vgtui: the run diverged (loss NaN/Inf) by step {last.step} and nothing scheduled could resume it; "
               f"try {_toggles(config, at)}", file=sys.stderr)  # fmt: skip
@@ -109,8 +126,26 @@ def _charts(session: Session, last: Snapshot) -> None:
 
     events = [(e.step, e.label) for e in last.events]
     curves = curves_from_view(session.history.view(max_points=1000), last.layer_names, events)
+    history_b = getattr(session, "history_b", None)
+    if last.compare is not None and history_b is not None:
+        b = last.compare.b
+        curves.b = curves_from_view(
+            history_b.view(max_points=1000), b.layer_names, [(e.step, e.label) for e in b.events]
+        )
+        curves.label_b = last.compare.label
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     print(render(curves, width=terminal_size()[0], height=terminal_size()[1], color=color))
+
+
+def _step(snap: Snapshot) -> int:
+    """Steps done: of the run further on, while comparing (a diverged A stops; B goes on)."""
+    return max(snap.step, snap.compare.b.step) if snap.compare is not None else snap.step
+
+
+def _progress_info(snap: Snapshot) -> str:
+    if snap.compare is None:
+        return f"loss {snap.loss:.4f}"
+    return f"loss A {snap.loss:.4f}  B {snap.compare.b.loss:.4f}"
 
 
 def _log_state(recorder: Recorder, writer: RunLogWriter | None) -> str:

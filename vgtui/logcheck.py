@@ -19,6 +19,7 @@ TYPES = ("meta", "step", "event", "diagnosis", "notice")
 STATUSES = ("running", "paused", "diverged", "error", "done")
 SEVERITIES = ("ok", "warn", "bad")
 LEVELS = ("info", "warn", "error")
+RUNS = ("A", "B")  # a compare log: which run a step, event, diagnosis or notice belongs to (no "run": A)
 MAX_LAYERS = 1024
 MAX_TIME_STEPS = 100_000
 NUMBERS = ("loss", "acc", "lr", "grad_total", "steps_per_sec")
@@ -242,6 +243,21 @@ def check_meta(rec: dict) -> None:
     _strings(rec, "layers", MAX_LAYERS)
     if "config" not in rec:
         raise Bad("the meta record has no 'config'; allowed: the resolved preset, as vgtui run --out writes it")
+    if rec.get("compare") is not None:
+        _check_compare(rec["compare"])
+
+
+def _check_compare(value: Any) -> None:
+    """The meta record's "compare": {"toggles": ["activation=relu", ...], "fork_at": STEP or null, "label": ...}."""
+    allowed = "allowed: an object {toggles: a list of name=value strings, fork_at: a step or null, label: a string}"
+    if not isinstance(value, dict):
+        raise Bad(f"'compare' is {_what(value)}; {allowed}")
+    try:
+        _strings(value, "toggles", 16)
+        _int(value, "fork_at")
+        _string(value, "label")
+    except Bad as exc:
+        raise Bad(f"'compare': {exc}") from None
 
 
 CHECKS = {
@@ -263,6 +279,8 @@ def check_record(rec: Any) -> str:
         raise Bad(f"{got}; allowed: {', '.join(TYPES)}")
     try:
         CHECKS[kind_](rec)
+        if kind_ != "meta":
+            _string(rec, "run", choices=RUNS)
     except Bad as exc:
         raise Bad(f"{kind_} record: {exc}") from None
     return kind_

@@ -32,6 +32,7 @@ CHUNK = 1 << 23
 CACHE_RECORDS = 64
 # the start of a step line: its step number is all the index needs (other spellings are parsed in full)
 STEP_LINE = re.compile(rb'\{\s*"type"\s*:\s*"step"\s*,\s*"step"\s*:\s*(\d{1,18})\s*[,}]')
+RUN_KEY = re.compile(rb'"run"\s*:\s*"([^"]*)"')  # a compare log's step line: which run (no key: A)
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -153,8 +154,10 @@ class RunLogIndex:
     """A run log opened for replay: the meta record, its config, the events, diagnoses and notices, and an index
     of the step records (`steps`, their step numbers) whose records `record(i)` reads back on demand."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, run: str = "A") -> None:
         self.path = Path(path)
+        self.run = run  # a compare log holds two runs: this index holds run A's (or B's) records only
+        self.other_run = False  # whether the log holds records of the other run (a compare log)
         self.label = show_path(self.path)
         self._fh = _open(self.path)
         self.size = os.fstat(self._fh.fileno()).st_size  # bytes when opened
@@ -177,6 +180,13 @@ class RunLogIndex:
         meta_line = 0
         for lineno, offset, raw, whole in _Lines(self._fh, self.label):
             m = STEP_LINE.match(raw) if meta_line else None
+            if m and whole:  # a compare log: a line of the other run is skipped (no "run": run A's)
+                r = RUN_KEY.search(raw) if b'"run"' in raw else None
+                if r is not None and r.group(1) not in (b"A", b"B"):
+                    m = None  # parsed and checked below, to say what is wrong
+                elif (r.group(1).decode() if r is not None else "A") != self.run:
+                    self.other_run = True
+                    continue
             if m and whole:  # checked when read (a torn last line is parsed now, below)
                 steps.append(int(m.group(1)))
                 offsets.append(offset)
@@ -200,6 +210,9 @@ class RunLogIndex:
                 self.config = self._config(rec, lineno)
                 continue
             kind = _check(rec, self.label, lineno)
+            if kind != "meta" and (rec.get("run") or "A") != self.run:
+                self.other_run = True
+                continue
             if kind == "step":
                 steps.append(rec["step"])
                 offsets.append(offset)

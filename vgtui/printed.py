@@ -35,6 +35,8 @@ class Curves:
     weights: np.ndarray  # mean |w|
     ratio: np.ndarray  # update ratio ||dW|| / ||W|| (0 = frozen)
     events: list[tuple[int, str]] = field(default_factory=list)
+    b: Curves | None = None  # a compare run: run B's curves, drawn beside these (run A's)
+    label_b: str = "B"  # its legend, e.g. "B: leaky_relu+he @ 300"
 
 
 def curves_from_view(view: HistoryView, layers: Sequence[str], events: Iterable[tuple[int, str]] = ()) -> Curves:
@@ -52,10 +54,10 @@ def curves_from_view(view: HistoryView, layers: Sequence[str], events: Iterable[
 
 
 def curves_from_records(records: Iterable[dict[str, Any]], capacity: int = 4096) -> Curves:
-    """Step records of a run log (any length: kept in a bounded History) -> Curves."""
-    history = History(capacity)
-    layers: list[str] = []
-    events: list[tuple[int, str]] = []
+    """Step records of a run log (any length: kept in a bounded History) -> Curves; a compare log (records with
+    "run": "B") -> run A's Curves with run B's in `.b`."""
+    runs: dict[str, tuple[History, list[str], list[tuple[int, str]]]] = {}
+    label_b = "B"
 
     def num(x: Any) -> float:
         return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else math.nan
@@ -65,18 +67,27 @@ def curves_from_records(records: Iterable[dict[str, Any]], capacity: int = 4096)
 
     for rec in records:
         kind = rec.get("type")
+        if kind == "meta" and isinstance(rec.get("compare"), dict):
+            label_b = str(rec["compare"].get("label") or label_b)
+        if kind not in ("event", "step"):
+            continue
+        history, layers, events = runs.setdefault(str(rec.get("run") or "A"), (History(capacity), [], []))
         if kind == "event":
             events.append((int(rec.get("step", 0)), f"{rec.get('name')}={rec.get('value')}"))
-        if kind != "step":
             continue
         if isinstance(rec.get("layers"), list):
-            layers = [str(x) for x in rec["layers"]]
+            layers[:] = [str(x) for x in rec["layers"]]
         per_layer = {k: arr(rec.get(k)) for k in ("grad_norm", "weight_mean_abs", "update_ratio")}
         if rec.get("stats_step") not in (None, rec.get("step")):  # statistics taken at an earlier step
             per_layer.pop("weight_mean_abs")
             per_layer.pop("update_ratio")
         history.append(int(rec.get("step", 0)), {"loss": num(rec.get("loss")), "acc": num(rec.get("acc"))}, per_layer)
-    return curves_from_view(history.view(), layers, events)
+    history, layers, events = runs.get("A") or (History(capacity), [], [])
+    curves = curves_from_view(history.view(), layers, events)
+    if "B" in runs:
+        curves.b = curves_from_view(runs["B"][0].view(), runs["B"][1], runs["B"][2])
+        curves.label_b = label_b
+    return curves
 
 
 def terminal_size(width: int | None = None, height: int | None = None) -> tuple[int, int]:
@@ -121,24 +132,33 @@ def _log_axis(plt: Any, values: list[float]) -> None:
     plt.yticks(ticks, [f"1e{t}" for t in ticks])
 
 
-def _series(plt: Any, curves: Curves, data: np.ndarray, log: bool, color: bool) -> bool:
-    """Up to five layers' lines (first … last); True if anything was drawn."""
+def _series(plt: Any, curves: Curves, data: np.ndarray, log: bool, color: bool, name: str = "") -> bool:
+    """Up to five layers' lines (first … last), or with a run B the first and last layer of A and of B; True if
+    anything was drawn."""
     n = data.shape[1] if data.ndim == 2 else 0
     if n == 0:
         return False
-    picks = np.unique(np.linspace(0, n - 1, min(n, MAX_SERIES)).round().astype(int))
+    runs = [("A " if curves.b is not None else "", curves, data)]
+    if curves.b is not None:
+        runs.append(("B ", curves.b, getattr(curves.b, name)))
+    most = 2 if curves.b is not None else MAX_SERIES
     values: list[float] = []
-    for k, i in enumerate(picks):
-        y = data[:, i]
-        if log:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                y = np.where(y > 0, np.log10(y), np.nan)
-        xs, ys = _finite(curves.steps, y)
-        if not xs:
-            continue
-        marker = MARKERS[k % len(MARKERS)] if not color or k else "braille"
-        plt.plot(xs, ys, label=curves.layers[i] if i < len(curves.layers) else f"L{i + 1}", marker=marker)
-        values += ys
+    k = 0
+    for prefix, run, table in runs:
+        m = table.shape[1] if table.ndim == 2 else 0
+        for i in np.unique(np.linspace(0, m - 1, min(m, most)).round().astype(int)) if m else ():
+            y = table[:, i]
+            if log:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    y = np.where(y > 0, np.log10(y), np.nan)
+            xs, ys = _finite(run.steps, y)
+            if not xs:
+                continue
+            marker = MARKERS[k % len(MARKERS)] if not color or k else "braille"
+            layer = run.layers[i] if i < len(run.layers) else f"L{i + 1}"
+            plt.plot(xs, ys, label=prefix + layer, marker=marker)
+            values += ys
+            k += 1
     if not values:
         return False
     if log:
@@ -147,31 +167,36 @@ def _series(plt: Any, curves: Curves, data: np.ndarray, log: bool, color: bool) 
 
 
 def _loss(plt: Any, curves: Curves, color: bool) -> bool:
-    xs, ys = _finite(curves.steps, curves.loss)
-    if not xs:
+    runs = [(curves, "")] if curves.b is None else [(curves, "A "), (curves.b, curves.label_b + " ")]
+    finite = [_finite(run.steps, run.loss) for run, _ in runs]
+    every = [y for _, ys in finite for y in ys]
+    if not every:
         return False
-    spans = min(ys) > 0 and max(ys) / min(ys) > 100  # more than two decades: log scale
+    spans = min(every) > 0 and max(every) / min(every) > 100  # more than two decades: log scale
     if spans:
-        ys = np.log10(ys).tolist()
-        _log_axis(plt, ys)
-    plt.plot(xs, ys, label="loss (log)" if spans else "loss", marker="braille")
-    ax, ay = _finite(curves.steps, curves.acc)
+        _log_axis(plt, np.log10(every).tolist())
     title = "loss"
-    if ax:
-        plt.plot(ax, ay, label="accuracy", marker="x" if not color else "braille", yside="right")
-        title = "loss (left) and accuracy (right, 0-1)"
+    for k, ((run, prefix), (xs, ys)) in enumerate(zip(runs, finite, strict=True)):
+        if xs:
+            ys = np.log10(ys).tolist() if spans else ys
+            plt.plot(xs, ys, label=prefix + ("loss (log)" if spans else "loss"), marker="braille" if not k else "x")
+        ax, ay = _finite(run.steps, run.acc)
+        if ax:
+            marker = "+" if k else ("o" if not color else "braille")
+            plt.plot(ax, ay, label=prefix + "accuracy", marker=marker, yside="right")
+            title = "loss (left) and accuracy (right, 0-1)"
     plt.title(title + " over steps")
     return True
 
 
 def _grad(plt: Any, curves: Curves, color: bool) -> bool:
     plt.title("gradient norm per layer (log10; L1 = input side)")
-    return _series(plt, curves, curves.grad, True, color)
+    return _series(plt, curves, curves.grad, True, color, "grad")
 
 
 def _weights(plt: Any, curves: Curves, color: bool) -> bool:
     plt.title("mean |w| per layer: epoch vs weight value (flat = not moving)")
-    return _series(plt, curves, curves.weights, False, color)
+    return _series(plt, curves, curves.weights, False, color, "weights")
 
 
 def _ratio(plt: Any, curves: Curves, color: bool) -> bool:
@@ -179,7 +204,7 @@ def _ratio(plt: Any, curves: Curves, color: bool) -> bool:
     frozen = [curves.layers[i] for i in np.flatnonzero(last == 0) if i < len(curves.layers)]
     note = f"; frozen now: {_names(frozen)}" if frozen else ""
     plt.title(f"update ratio ||dW||/||W|| (log10{note})")
-    return _series(plt, curves, curves.ratio, True, color)
+    return _series(plt, curves, curves.ratio, True, color, "ratio")
 
 
 def _names(names: list[str]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import queue
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from vgtui.contract import (
     HIST_BINS,
     HIST_EDGES,
     Command,
+    Comparison,
     ModelState,
     NextEvent,
     Notice,
@@ -32,6 +34,7 @@ from vgtui.contract import (
     Snapshot,
     Step,
     Verdict,
+    compare_legend,
 )
 from vgtui.history import LAYERWISE, History
 from vgtui.logreader import RunLogIndex
@@ -75,9 +78,9 @@ class ReplaySession(ThreadedSession):
     thread_name = "vgtui-replay"
     kind = "replay"  # the dashboard shows the replay keys, footer and status for this session
 
-    def __init__(self, path: str | Path, speed: float = 1.0) -> None:
+    def __init__(self, path: str | Path, speed: float = 1.0, run: str = "A") -> None:
         super().__init__()
-        self.log = RunLogIndex(path)
+        self.log = RunLogIndex(path, run)
         self.source = Path(path).name  # the recording's file name, in the dashboard's status bar
         try:
             self._open()
@@ -90,6 +93,16 @@ class ReplaySession(ThreadedSession):
         self.playing = True
         self._notices: list[Notice] = []
         self._rows: OrderedDict[int, tuple[int, dict[str, float], dict[str, np.ndarray]]] = OrderedDict()
+        self.b: ReplaySession | None = None  # a compare log: run B, shown at run A's step
+        compare = self.log.meta.get("compare")
+        compare = compare if isinstance(compare, dict) else {}
+        if run == "A" and self.log.other_run:
+            try:
+                self.b = ReplaySession(path, speed, run="B")
+            except RunLogError:  # B was never forked (the run ended first): a replay of A
+                self.b = None
+            forks = [e.step for e in self.b.events if e.name == "fork"] if self.b is not None else []
+            self.fork_step = forks[-1] if forks else int(compare.get("fork_at") or 0)
         self._goto(0)
 
     def _open(self) -> None:
@@ -113,6 +126,12 @@ class ReplaySession(ThreadedSession):
         super().stop(timeout)
         if not self.alive:
             self.log.close()
+            if self.b is not None:
+                self.b.log.close()
+
+    @property
+    def history_b(self) -> History | None:
+        return self.b.history if self.b is not None and self.b._latest is not None else None
 
     # ------------------------------------------------------------------ playback
 
@@ -220,7 +239,19 @@ class ReplaySession(ThreadedSession):
         self._notices.append(Notice(len(self._notices) + 1 + 1000, level, text))
 
     def _publish(self) -> None:
-        self._latest = self.snapshot(self.pos)
+        snap = self.snapshot(self.pos)
+        b = self.b
+        if b is not None:  # run B as it was at this step of run A (the last of its records up to it)
+            at = int(np.searchsorted(b.steps[: b.end], snap.step, side="right")) - 1
+            if at < 0:
+                b._latest = None
+            elif at != b.pos or b._latest is None:
+                b.playing = False
+                b._goto(at)
+            if b._latest is not None:
+                label = compare_legend(snap.model, b._latest.model, self.fork_step)
+                snap = replace(snap, compare=Comparison(label, self.fork_step, "B", b._latest))
+        self._latest = snap
 
     def _verdicts_at(self, step: int) -> tuple[Verdict, ...]:
         if self._diagnoses_sorted:

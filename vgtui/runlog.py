@@ -260,8 +260,9 @@ class Recorder:
     which stops: a run is not worth more than its record here.
     """
 
-    def __init__(self, writer: RunLogWriter | None) -> None:
+    def __init__(self, writer: RunLogWriter | None, run: str | None = None) -> None:
         self.writer = writer
+        self.run = run  # a compare run ("A" or "B"): every line it writes carries "run"
         self.first: Snapshot | None = None
         self.notice_seq = 0
         self.last_step: int | None = None  # the last step whose record is in the log
@@ -283,6 +284,8 @@ class Recorder:
     def _write(self, record: Any) -> None:
         snap = record.snapshot
         writer = self.writer
+        if writer is not None and self.run is not None:
+            writer = _Tagged(writer, self.run)
         if writer is not None:
             for event in record.events:
                 writer.write(event_record(event))
@@ -299,6 +302,21 @@ class Recorder:
                     writer.write({"type": "notice", "step": snap.step, "level": notice.level, "text": notice.text})
         if record.verdicts_changed and writer is not None:
             writer.write(diagnosis_record(snap.step, snap.verdicts))
+
+
+class _Tagged:
+    """A writer that adds `"run": A|B` to every record it writes (a compare log)."""
+
+    def __init__(self, writer: RunLogWriter, run: str) -> None:
+        self.writer, self.run = writer, run
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.writer.write({**record, "run": self.run})
+
+
+def compare_record(toggles: list[str], fork_at: int | None, label: str) -> dict[str, Any]:
+    """The meta record's "compare": run B is run A with `toggles` from step `fork_at` (None: when forked live)."""
+    return {"toggles": list(toggles), "fork_at": fork_at, "label": label}
 
 
 def read_runlog(path: Path | str) -> list[dict[str, Any]]:

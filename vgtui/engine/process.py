@@ -31,8 +31,9 @@ STALL_S = 1.5  # no word from a live child for this long: the snapshot says "sta
 def _child_main(config: RunConfig, device: str, options: dict[str, Any], commands: Any, conn: Any) -> None:
     """Entry point of the child: run a Session and forward every publish to the parent. It ends when the parent
     says stop, when the session ends, or when the parent is gone however it went (its parent pid changes)."""
+    from vgtui.engine.compare import CompareSession
     from vgtui.engine.latest import heavy_dict
-    from vgtui.engine.session import PublishRecord, Session
+    from vgtui.engine.session import PublishRecord
 
     parent = os.getppid()
     lock = threading.Lock()  # the worker thread forwards publishes, this one sends heartbeats
@@ -47,16 +48,26 @@ def _child_main(config: RunConfig, device: str, options: dict[str, Any], command
         except (BrokenPipeError, OSError):  # the parent is gone
             return False
 
-    def forward(record: PublishRecord) -> None:
+    def rows_of(record: PublishRecord) -> tuple | None:
         pub = record.published
-        rows = None
-        if pub is not None:
-            rows = (pub.steps, pub.light, heavy_dict(pub), pub.heavy_step, record.snapshot.lr)
-        if not send((record.snapshot, rows)):
+        return None if pub is None else (pub.steps, pub.light, heavy_dict(pub), pub.heavy_step, record.snapshot.lr)
+
+    trainer: list[Any] = [None]
+
+    def forward(record: PublishRecord) -> None:
+        if trainer[0] is not None and session.trainer is not trainer[0] and not send(("swap",)):
+            session._stop.set()  # (the comparison ended keeping B: B's history is A's now)
+        trainer[0] = session.trainer
+        if not send((record.snapshot, rows_of(record))):
+            session._stop.set()
+
+    def forward_b(record: PublishRecord) -> None:
+        rows = rows_of(record)
+        if rows is not None and not send(("B", id(session.b), rows)):
             session._stop.set()
 
     try:
-        session = Session(config, device=device, on_publish=forward, **options)
+        session = CompareSession(config, device=device, on_publish=forward, on_publish_b=forward_b, **options)
     except Exception as exc:  # e.g. an unavailable device: report it, then exit
         send(("error", f"{type(exc).__name__}: {exc}"))
         return
@@ -86,6 +97,8 @@ class ProcessSession:
         self.device = device
         self.options = options
         self.history = History(options.pop("history_capacity", 4096))
+        self._history_b: History | None = None  # run B's, while comparing
+        self._b_id: int | None = None
         self._latest: Snapshot | None = None
         self._error: str | None = None
         self._proc: Any = None
@@ -136,6 +149,15 @@ class ProcessSession:
                 self._error = message[1]
                 self._latest = _error_snapshot(self.config, message[1], self._latest)
                 continue
+            if message[0] == "B":  # run B's rows; a new fork starts a new history
+                if message[1] != self._b_id or self._history_b is None:
+                    self._b_id, self._history_b = message[1], History(self.history.capacity)
+                self._history_b.add_rows(*message[2])
+                continue
+            if message[0] == "swap":
+                self.history = self._history_b or History(self.history.capacity)
+                self._history_b, self._b_id = None, None
+                continue
             snap, rows = message
             if rows is not None:
                 self.history.add_rows(*rows)
@@ -164,6 +186,11 @@ class ProcessSession:
         self.history.clear()
         self._latest, self._error, self._proc = None, None, None
         self.start()
+
+    @property
+    def history_b(self) -> History | None:
+        snap = self._latest
+        return self._history_b if snap is not None and snap.compare is not None else None
 
     @property
     def error(self) -> str | None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from vgtui.config import ConfigError
-from vgtui.contract import ACTIVATIONS, CELLS, INITS, TOGGLE_NAMES, Command, Reset, Toggle
+from vgtui.contract import ACTIVATIONS, CELLS, INITS, TOGGLE_NAMES, Command, Event, Reset, Toggle
 
 MLP_ONLY = ("activation", "batchnorm", "skip", "depth")
 RNN_ONLY = ("cell",)
@@ -44,6 +45,32 @@ def parse_remedy(text: str) -> list[Command]:
     if not all(parts):
         raise ToggleError(f"remedy {text!r}: expected toggles joined by '+', e.g. activation=leaky_relu + init=he")
     return [Reset() if p == "reset" else parse_toggle(p) for p in parts]
+
+
+def parse_compare(text: str) -> tuple[Toggle, ...]:
+    """'activation=leaky_relu,init=he' (',' or '+' between toggles) -> the toggles, validated. A ToggleError
+    names what was wrong and what is allowed."""
+    parts = [p.strip() for p in text.replace(",", "+").split("+")]
+    if not text.strip() or not all(parts):
+        raise ToggleError(f"--compare {text!r}: expected toggles joined by ',', e.g. activation=leaky_relu,init=he")
+    commands: list[Command] = parse_remedy("+".join(parts))
+    toggles = [c for c in commands if isinstance(c, Toggle)]
+    if len(toggles) != len(commands):
+        raise ToggleError(f"--compare {text!r}: only toggles (name=value), not reset; e.g. activation=leaky_relu")
+    return tuple(toggles)
+
+
+def compare_label(toggles: Sequence[Toggle], step: int) -> str:
+    """The legend of run B: 'B: leaky_relu+he @ 300' (values of the model's kind, name=value for the rest)."""
+    names = "+".join(Event(step, t.name, t.value).label.rsplit(" @ ", 1)[0] for t in toggles) or "same as A"
+    return f"B: {names} @ {step}"
+
+
+def changes(toggles: Sequence[Toggle], state: object) -> tuple[Toggle, ...]:
+    """The toggles that would change `state` (a ModelState): B forked with `init=he` from a run already at He
+    init keeps its weights instead of drawing new ones."""
+    kind = getattr(state, "kind", None)
+    return tuple(t for t in toggles if normalize(t, kind) != getattr(state, t.name, object()))
 
 
 def normalize(toggle: Toggle, kind: str | None = None) -> object:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vgtui.config import ConfigError, RunConfig
 from vgtui.contract import ModelState, NextEvent, Pause, Reset, Resume, Seek, SelectLayer, SetSpeed, Step, Toggle
+from vgtui.tui.compare_panels import model_of
 from vgtui.tui.data import view_csv, window_view
 from vgtui.tui.help import HelpScreen
 from vgtui.tui.keys import apply_toggle, fmt_value, model_state_from_config, toggle_for
@@ -18,12 +19,14 @@ from vgtui.tui.picker import ClipPrompt, PresetPicker
 class DashboardActions:
     """Key actions. Relies on VgtuiApp for send(), notify(), push_screen(), snap, config and session."""
 
+    LESSON = False  # vgtui present: n and p move through the lesson (the help says so)
+
     def model(self) -> ModelState | None:
         """The model as the app believes it is now (snapshot, pending toggles, or the config)."""
         if self._optimistic is not None:
             return self._optimistic
         if self.snap is not None:
-            return self.snap.model
+            return model_of(self.snap)  # comparing: the model of the run the toggle keys go to
         return model_state_from_config(self.config) if self.config else None
 
     def _toggle(self, action: str) -> None:
@@ -156,7 +159,7 @@ class DashboardActions:
         if isinstance(self.screen, HelpScreen):
             return
         if not self.is_screen_installed("help"):
-            self.install_screen(HelpScreen(), "help")
+            self.install_screen(HelpScreen(lesson=self.LESSON), "help")
         self.push_screen("help")
 
     def action_presets(self) -> None:

@@ -28,12 +28,7 @@ from textual.theme import BUILTIN_THEMES
 from textual.widgets import Footer, Static
 
 from vgtui.config import RunConfig
-from vgtui.contract import (
-    Command,
-    ModelState,
-    SessionLike,
-    Snapshot,
-)
+from vgtui.contract import Command, ModelState, SessionLike, Snapshot
 from vgtui.history import HistoryView
 from vgtui.tui.actions import DashboardActions
 from vgtui.tui.charts import (
@@ -47,9 +42,11 @@ from vgtui.tui.charts import (
     UpdateRatioChart,
     WeightChart,
 )
+from vgtui.tui.compare_actions import CompareActions
+from vgtui.tui.compare_panels import CompareDiagnosisPanel, CompareStatusBar, CompareWhyPanel, model_of
 from vgtui.tui.data import window_view
 from vgtui.tui.keys import ACTIONS, BOTH, DEFAULT_CLIP, LIVE, REPLAY, action_mode, bindings, key_of
-from vgtui.tui.panels import DiagnosisPanel, StatusBar, WhyPanel, shown, too_small_text
+from vgtui.tui.panels import shown, too_small_text
 
 DEFAULT_REFRESH_HZ = 4.0  # ticks per second: measured with the trainer in a child process, 4 Hz kept ~0.9x (see README)
 MIN_SIZE = (80, 24)  # below this: a "terminal too small" message
@@ -63,7 +60,7 @@ THEME_ALIASES = {"dark": "textual-dark", "light": "textual-light"}
 SessionFactory = Callable[[RunConfig], SessionLike]
 
 
-class VgtuiApp(DashboardActions, App[int]):
+class VgtuiApp(CompareActions, DashboardActions, App[int]):
     """The live dashboard for one training session at a time."""
 
     CSS_PATH = Path(__file__).with_name("vgtui.tcss")
@@ -97,6 +94,7 @@ class VgtuiApp(DashboardActions, App[int]):
     def _reset_view_state(self) -> None:
         self.snap: Snapshot | None = None
         self._view: HistoryView | None = None
+        self._view_b: HistoryView | None = None
         self._drawn: dict[str, object] = {}  # chart id -> the key of the data it last drew
         self._last_notice_seq = -1
         self._optimistic: ModelState | None = None
@@ -111,9 +109,9 @@ class VgtuiApp(DashboardActions, App[int]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        self.status_bar = StatusBar(id="status")
-        self.diagnosis = DiagnosisPanel(id="diagnosis")
-        self.why = WhyPanel(id="why")
+        self.status_bar = CompareStatusBar(id="status")  # (each panel shows both runs while comparing)
+        self.diagnosis = CompareDiagnosisPanel(id="diagnosis")
+        self.why = CompareWhyPanel(id="why")
         self.time_charts: list[Chart] = [
             LossChart(id="loss"),
             GradHistoryChart(id="grad-history"),
@@ -228,6 +226,7 @@ class VgtuiApp(DashboardActions, App[int]):
             self.notify(failed, title="could not start", severity="error", markup=False)
         if snap is not None and snap is not self.snap:
             self._show_notices(snap)
+            self.note_comparing(snap)
             if not self.replaying and snap.device.startswith("replay"):
                 self._set_mode(True)
             if self.since_step is not None and snap.step < self.since_step:  # the history started over
@@ -241,7 +240,8 @@ class VgtuiApp(DashboardActions, App[int]):
             self._drawn["panels"] = panels_key
         if session is None or snap is None:
             return
-        version = session.history.version
+        history_b = getattr(session, "history_b", None) if snap.compare is not None else None  # comparing: run B's
+        version = (session.history.version, history_b.version if history_b is not None else None)
         time_key = (version, len(snap.events), self.selected, self.since_step)
         snap_key = (id(snap), self.selected)
         visible = [c for c in self.time_charts if shown(c)]
@@ -252,7 +252,9 @@ class VgtuiApp(DashboardActions, App[int]):
             return
         with self.batch_update():
             if any(c in visible for c in stale):
-                self._view = window_view(session.history, self.since_step, 2 * max(c.columns for c in visible))
+                points = 2 * max(c.columns for c in visible)
+                self._view = window_view(session.history, self.since_step, points)
+                self._view_b = window_view(history_b, self.since_step, points) if history_b is not None else None
             for chart in stale:
                 self._draw(chart, time_key if chart in self.time_charts else snap_key)
             if why_stale:
@@ -269,7 +271,7 @@ class VgtuiApp(DashboardActions, App[int]):
             return
         what = self._pending.removeprefix("⇢ ").removesuffix(" sent")
         if snap is not None and self._confirmed(snap):
-            applied = snap.model == self._optimistic
+            applied = model_of(snap) == self._optimistic
             self._pending = f"✓ {what} applied" if applied else ""
         elif now - self._pending_at > PENDING_TIMEOUT:
             self._pending = f"⚠ {what}: no answer from the trainer"
@@ -281,13 +283,13 @@ class VgtuiApp(DashboardActions, App[int]):
         """Whether a snapshot shows the engine has handled the toggles sent: the model is as they make it, or a
         notice came (e.g. refused). Until then the status bar shows them as sent."""
         _, notices = self._sent_at
-        return snap.model == self._optimistic or len(snap.notices) > notices
+        return model_of(snap) == self._optimistic or len(snap.notices) > notices
 
     def _draw(self, chart: Chart, key: object) -> None:
         if self._drawn.get(chart.id or "") == key or self.snap is None:
             return
         view = self._view if self._view is not None else self.session.history.view(max_points=2)  # type: ignore[union-attr]
-        chart.replot(Frame(self.snap, view, self.selected, self.since_step))
+        self.replot(chart, Frame(self.snap, view, self.selected, self.since_step, self._view_b))
         self._drawn[chart.id or ""] = key
 
     def redraw(self) -> None:
@@ -310,7 +312,7 @@ class VgtuiApp(DashboardActions, App[int]):
         mode = action_mode(action, parameters)
         if mode is None or mode == BOTH:
             return True
-        return (mode == REPLAY) == self.replaying
+        return (mode == REPLAY) == self.replaying and self.compare_key_shown(action)  # w and F: while comparing
 
     def _draw_panels(self, snap: Snapshot | None) -> None:
         name = self.config.name if self.config else "(no preset)"

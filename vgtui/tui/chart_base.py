@@ -55,6 +55,7 @@ class Frame:
     view: HistoryView
     selected: int
     since: int | None = None
+    view_b: HistoryView | None = None  # comparing: run B's history in the same window (snap.compare.b its latest)
 
     def x_range(self, x: np.ndarray) -> tuple[float, float]:
         """The step axis: from the clear (or the first row) to the newest row."""

@@ -76,16 +76,39 @@ ones receive almost nothing and their weights stop moving. Factors above 1 do th
 CONTROL_KEYS = ("pause", "step", "reset", "restore", "presets", "clear_charts", "whole_run", "save", "layer_down",
                 "layer_up", "help", "quit")  # fmt: skip
 REPLAY_KEYS = ("play", "seek_back", "seek_forward", "slower", "faster", "next_event", "restart")
+COMPARE_KEYS = ("fork", "target", "end_compare")
+COMPARE_TEXT = """
+**Comparing a remedy side by side** (or `vgtui launch PRESET --compare "activation=leaky_relu,init=he"`): run B
+starts as an exact copy of run A and trains on the same batches, so the two stay equal until a toggle changes B.
+Every chart then shows both runs; the legend names B by what differs from A and the step it was forked at
+(`B: leaky_relu+he @ 300`). The status bar gives the gap B − A of loss and accuracy and the run the toggle keys
+change; the diagnosis has one verdict per run; the chain-rule table has a B/A column.
+"""
 
 
-def help_markdown() -> str:
-    """The help text with the control and replay keys appended from the bindings table (one source of truth)."""
+LESSON_TEXT = """**Presenting a lesson** (`vgtui present`).
+
+- `n` the lesson's next step · `p` the step before (each loads its scene)
+- `1` `2` `3` the room's guess when the panel asks (then the step's keys are pressed for you) · `enter` presses
+  the keys of a step without a question
+- every key below still works; single step and the scene picker are in the command palette (`ctrl+p`)
+
+"""
+LESSON_TAKES = ("step", "presets")  # keys a lesson uses for itself (n, p)
+
+
+def help_markdown(lesson: bool = False) -> str:
+    """The help text with the control and replay keys appended from the bindings table (one source of truth);
+    `lesson`: as `vgtui present` shows it, where n and p move through the lesson."""
     by_id = {a.id: a for a in ACTIONS}
-    lines = [HELP_TEXT]
-    lines += [f"- `{key_of(by_id[i])}` {by_id[i].help}" for i in CONTROL_KEYS]
+    lines = [HELP_TEXT.replace("**Controls.**", LESSON_TEXT + "**Controls.**") if lesson else HELP_TEXT]
+    keys = [i for i in CONTROL_KEYS if not (lesson and i in LESSON_TAKES)]
+    lines += [f"- `{key_of(by_id[i])}` {by_id[i].help}" for i in keys]
     lines.append("- `ctrl+p` command palette (every action by name) · `ctrl+q` quit")
     lines.append("\n**Replaying a recording** (`vgtui replay FILE.jsonl`): the toggles are off; instead\n")
     lines += [f"- `{key_of(by_id[i])}` {by_id[i].help.removeprefix('Replay: ')}" for i in REPLAY_KEYS]
+    lines.append(COMPARE_TEXT)
+    lines += [f"- `{key_of(by_id[i])}` {by_id[i].help.removeprefix('Compare: ')}" for i in COMPARE_KEYS]
     lines.append("\n**Escape**, `?` or `F1` close this help; `q` quits vgtui.")
     return "\n".join(lines)
 
@@ -134,12 +157,12 @@ class Rendered:
             yield Segment.line()
 
 
-@lru_cache(maxsize=1)
-def help_renderable() -> Rendered:
+@lru_cache(maxsize=2)
+def help_renderable(lesson: bool = False) -> Rendered:
     """The help text as rich renderables, built once and rendered once per width: headings, paragraphs and
     bullet lists. (Textual's Markdown widget mounts a widget per block: 1.2-1.6 s to open on a busy machine.)"""
     parts: list[RenderableType] = []
-    for block in help_markdown().split("\n\n"):
+    for block in help_markdown(lesson).split("\n\n"):
         lines = [line for line in block.splitlines() if line.strip()]
         if not lines:
             continue
@@ -167,9 +190,13 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "app.quit", "quit", id="vgtui.help.quit"),
     ]
 
+    def __init__(self, lesson: bool = False) -> None:
+        super().__init__()
+        self.lesson = lesson
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body"):
-            yield Static(help_renderable(), id="help-text")
+            yield Static(help_renderable(self.lesson), id="help-text")
         yield Footer(compact=True, show_command_palette=False)
 
     def action_close(self) -> None:

@@ -119,6 +119,19 @@ ACTIONS: tuple[KeyAction, ...] = (
     KeyAction("R", "restore", "restore", "restore", "The preset's original settings and fresh weights", mode=LIVE),
     KeyAction("r", "restart", "restart", "restart", "Replay: back to the first recorded step", mode=REPLAY),
     KeyAction("n", "step", "step", "step", "Run a single step (stays paused)", mode=LIVE),
+    KeyAction(
+        "f",
+        "fork",
+        "fork",
+        "fork B",
+        "Compare: fork a run B from this run now; toggle keys then go to B",
+        mode=LIVE,
+        show=False,
+    ),  # fmt: skip
+    KeyAction("w", "target", "target", "A/B", "Compare: send the toggle keys to the other run (B ↔ A)", mode=LIVE),
+    KeyAction(
+        "F", "end_compare", "end_compare", "end A/B", "Compare: end it, keeping run A or run B (asks which)", mode=LIVE
+    ),  # fmt: skip
     KeyAction("C", "clip_prompt", "clip_prompt", "clip=", "Set the gradient-clipping threshold", mode=LIVE),
     KeyAction("p", "presets", "presets", "presets", "Open the preset picker", mode=LIVE),
     KeyAction("x", "clear_charts", "clear_charts", "clear", "Clear the charts: show only the steps from now on"),

@@ -34,6 +34,8 @@ def _load_preset(name: str) -> RunConfig:
 class PresentApp(VgtuiApp):
     """The dashboard, driven by a lesson."""
 
+    LESSON = True
+
     CSS_PATH: ClassVar = [VgtuiApp.CSS_PATH, Path(__file__).with_name("narration.tcss")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "lesson_next", "next", id="vgtui.lesson_next", tooltip="The lesson's next step"),
