@@ -1,4 +1,4 @@
-"""python -m benchmarks [engine|memory|dashboard|watch|all] — prints a table of medians and ratios."""
+"""python -m benchmarks [engine|memory|dashboard|watch|all] [--world N] — prints a table of medians and ratios."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--memory-steps", type=int, default=1_000_000)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--world", type=int, default=1, help="watch: ranks of a torchrun job (DDP and FSDP2, gloo)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
@@ -34,9 +35,14 @@ def main() -> None:
 
         results["dashboard"] = dashboard.run(args.repeats)
     if args.which in ("watch", "all"):
-        from benchmarks import watch_speed
+        if args.world > 1:
+            from benchmarks import watch_dist
 
-        results["watch"] = watch_speed.run(args.repeats, args.steps)
+            results["watch_dist"] = watch_dist.run(args.world, args.repeats, args.steps)
+        else:
+            from benchmarks import watch_speed
+
+            results["watch"] = watch_speed.run(args.repeats, args.steps)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

@@ -212,8 +212,8 @@ class AttachSession:
             self.hello = header
         elif kind == "notice":
             self._local_notice(str(header.get("level", "info")), str(header.get("text", ""))[:500])
-        elif kind == "bye":
-            self._finish("done", None)
+        elif kind == "bye":  # a run that ended in an error stays so
+            self._finish("error" if self._latest is not None and self._latest.status == "error" else "done", None)
             self.ended.set()
         elif kind == "refused":
             self.error = str(header.get("reason", "refused"))[:300]

@@ -56,6 +56,15 @@ def _pack(pieces: list[tuple[int, Text]], width: int, sep: str = " │ ") -> Tex
     return out
 
 
+def dist_text(snap: Snapshot) -> Text | None:
+    """'DDP × 4 ranks' for a watched torchrun job (from the snapshot's `extra["dist"]`), else None."""
+    info = snap.extra.get("dist") if isinstance(snap.extra, dict) else None
+    if not isinstance(info, dict) or not isinstance(info.get("world"), int):
+        return None
+    world = info["world"]
+    return Text.assemble((str(info.get("wrapper", "?")), "bold"), f" × {world} rank{'s' if world != 1 else ''}")
+
+
 def numbers_text(snap: Snapshot) -> Text:
     """'loss 0.693 · acc 50% · grad L1/L20 2e-16': the newest loss, accuracy (where there is one) and ratio."""
     label, _, ratio = grad_ratio(snap.grad_norm, snap.time_grad_norm)
@@ -90,6 +99,9 @@ def status_text(snap: Snapshot | None, preset: str, waiting_note: str = "", widt
             second.append(f" {replay['file']} ", "bold reverse")
     else:
         pieces += [(4, Text(f"{snap.steps_per_sec:.1f} steps/s")), (5, Text(snap.device))]
+        ranks = dist_text(snap)
+        if ranks is not None:  # a watched torchrun job: its wrapper and world size
+            pieces.insert(3, (2, ranks))
     if waiting_note:  # a toggle sent (yellow), applied (green) or unanswered (red)
         second.append(f" {waiting_note} ", NOTE_STYLE.get(waiting_note[:1], "bold black on yellow"))
         second.append(" ")

@@ -32,8 +32,10 @@ from typing import Any
 import torch
 
 from vgtui.watch.core import StepHooks
+from vgtui.watch.dist import DistSync, SilentHub, Unsupported, detect, first_rank, unwrap
 from vgtui.watch.hub import Hub, HubInfo
 from vgtui.watch.report import Reporter
+from vgtui.watch.sigterm import TermNotice
 from vgtui.watchdir import check_name, socket_path, token_path, watch_dir
 from vgtui.watchlog import SnapshotLog
 
@@ -61,8 +63,13 @@ class Watch:
         allow_swap: bool | Iterable[torch.nn.Module | str] = False,
         quiet: bool = False,
     ) -> None:
+        try:
+            info, unsupported = detect(model), None
+        except Unsupported as exc:
+            info, unsupported = None, str(exc)
+        self.dist = DistSync(info, model, _device(optimizer)) if info is not None else None
         self.hooks = StepHooks(
-            model,
+            unwrap(model),
             optimizer,
             blocks=list(blocks or ()),
             keep=layers,
@@ -71,16 +78,33 @@ class Watch:
             hist_layer=max(hist_layer - 1, 0),
             copy_limit=int(copy_limit_mb * 2**20),
             allow_swap=allow_swap,
+            dist=self.dist,
         )
         self.closed = False
         self.pid = os.getpid()  # a forked child (a DataLoader worker) must not close the parent's watch
         self.log_file: SnapshotLog | None = None
         self.token_file: Path | None = None
         self.hub: Hub | None = None
+        self.term: TermNotice | None = None
+        if unsupported is not None:
+            if first_rank():
+                print(f"vgtui.watch: not watching: {unsupported}; your training goes on", file=sys.stderr)
+            self._off()
+            return
+        if self.dist is not None and not self.dist.rank0:  # rank 0 alone serves the viewers and writes the log
+            self.name, self.socket = check_name(name or _default_name()), Path()
+            self.hub = self.hooks.hub = SilentHub()  # type: ignore[assignment]
+            if not self.dist.agree(True):  # rank 0 could not serve: no rank watches (none waits for it)
+                self._off()
+                return
+            atexit.register(self.close)
+            return
         directory = watch_dir(create=True)
         self.name, self.socket = _free_name(name or _default_name(), directory)
         device = str(self.hooks.params[0].device)
         reporter = Reporter(self.name, device, self.hooks.heavy_every)
+        if self.dist is not None:
+            reporter.dist = {"world": self.dist.info.world, "wrapper": self.dist.info.wrapper}
         if record is not None:
             self.log_file = SnapshotLog(record, self.name, self.hooks.heavy_every)
         if tcp is not None:
@@ -106,22 +130,32 @@ class Watch:
             hub.start()
         except Exception as exc:  # noqa: BLE001 - degrade to a no-op with one warning
             print(f"vgtui.watch: not watching ({type(exc).__name__}: {exc}); your training goes on", file=sys.stderr)
-            self.hooks.off = True
-            self.hooks.remove_hooks()
+            if self.dist is not None:
+                self.dist.agree(False)
+            self._off()
             return
+        if self.dist is not None:
+            self.dist.agree(True)
         self.hub = self.hooks.hub = hub
         hub.allow_swap = self.hooks.swap.allowed
         hub.on_idle = self.hooks.flush_if_idle
         if tcp is not None and token:
             self.token_file = _write_token(token_path(self.name, directory), token)
         if not quiet:
-            print(f"watching {self.name} — attach with: vgtui attach {self.name}", file=sys.stderr)
+            where = f" (rank 0 of {self.dist.info.describe()})" if self.dist is not None else ""
+            print(f"watching {self.name}{where} — attach with: vgtui attach {self.name}", file=sys.stderr)
             if tcp is not None:
                 print(
                     f"  over TCP: vgtui attach tcp://{tcp[0]}:{hub.tcp_port} --token-file {self.token_file}",
                     file=sys.stderr,
                 )
+        if self.dist is not None:
+            self.term = TermNotice(self._terminated)
         atexit.register(self.close)
+
+    def _off(self) -> None:
+        self.hooks.off = True
+        self.hooks.remove_hooks()
 
     # ------------------------------------------------------------------ the user's calls
 
@@ -136,6 +170,10 @@ class Watch:
         self.closed = True
         hooks = self.hooks
         hooks.remove_hooks()
+        if self.term is not None:  # a SIGTERM now waits until the viewers have been told
+            self.term.holding = True
+        if self.dist is not None:
+            self._crashed()
         if self.hub is not None:
             if not hooks.off and self.hub.alive:
                 with contextlib.suppress(Exception):
@@ -156,6 +194,34 @@ class Watch:
                 self.token_file.unlink()
         with contextlib.suppress(Exception):
             atexit.unregister(self.close)
+        if self.term is not None:
+            self.term.restore()
+
+    def _terminated(self) -> None:
+        """Rank 0 got SIGTERM (torchrun stops every rank when one fails): tell the viewers, then close."""
+        if self.closed:
+            return
+        self._end_with("the watch ended: rank 0 was sent SIGTERM (torchrun stops every rank when one of them fails "
+                       "or is stopped)")  # fmt: skip
+        self.close()
+
+    def _crashed(self) -> None:
+        """At exit under torchrun: where the script ended with an exception (a rank's death reaches rank 0 as an
+        error in a collective), the viewers are told which."""
+        exc = getattr(sys, "last_value", None)
+        if exc is not None and not self.hooks.off:
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            self._end_with(f"the watch ended: rank 0 stopped with {type(exc).__name__}: {first}")
+
+    def _end_with(self, text: str) -> None:
+        hooks = self.hooks
+        if hooks.off or self.hub is None:
+            return
+        with contextlib.suppress(Exception):
+            hooks._notices.append(("error", text))
+            hooks.status = "error"
+            hooks.publish(status="error")
+        hooks.off = True
 
     def __enter__(self) -> Watch:
         return self
@@ -188,6 +254,14 @@ def watch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, **options: A
     tcp, token, allow_swap, ...). allow_swap=True lets viewers swap hidden nn.Sigmoid/nn.Tanh modules to
     ReLU/LeakyReLU and back (see vgtui.watch.swap for which modules); a list of modules or paths names them."""
     return Watch(model, optimizer, **options)
+
+
+def _device(optimizer: torch.optim.Optimizer) -> torch.device:
+    """Where the collectives' small vectors live: the parameters' device (NCCL needs CUDA tensors)."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            return p.device
+    return torch.device("cpu")
 
 
 def _default_name() -> str:

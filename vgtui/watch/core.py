@@ -53,12 +53,14 @@ class StepHooks(Controls):
         hist_layer: int,
         copy_limit: int,
         allow_swap: Any = False,
+        dist: Any = None,
     ) -> None:
         self.model, self.optimizer = model, optimizer
+        self.dist = dist  # vgtui.watch.dist.DistSync under torchrun, else None
         self.params = optimizer_params(optimizer)
         if not self.params:
             raise ValueError("vgtui.watch: the optimizer has no parameters that require grad")
-        self.order = ForwardOrder(model, self.params)
+        self.order = ForwardOrder(model, self.params, ndim=dist.ndim if dist is not None else None)
         self.acts = find_activations(model)
         self.swap = Swapper(model, allow_swap)
         self.resets = GradResets(self.params)
@@ -182,7 +184,7 @@ class StepHooks(Controls):
             with self._lock:
                 self._post()
             self.cadence.step_done(self.step)
-            self._gate()
+            self._gate() if self.dist is None else self.dist.gate(self)
             self.cadence.resumed()
         finally:
             self._in_step = False
@@ -212,7 +214,7 @@ class StepHooks(Controls):
                 self._row = None
                 self.userclip.file(len(self._steps) - 1)
             self._finish_heavy()
-            self._drain()
+            self._drain() if self.dist is None else self.dist.sync(self)
             if self.status == "paused" and self._steps_left > 0:
                 self._steps_left -= 1
             if time.monotonic() >= self._next_publish or (self.status == "paused" and self._steps_left == 0):
@@ -237,9 +239,12 @@ class StepHooks(Controls):
         self.layers, note = select(found, keep_fn)
         if note:
             self._notices.append(("info", note))
-        self.meter = Meter(self.params, self.layers, self.copy_limit)
+        if self.dist is None:
+            self.meter = Meter(self.params, self.layers, self.copy_limit)
+        else:
+            self.meter = self.dist.meter(self, self.params, self.layers, self.copy_limit)
         self.rows = LightRows(self.meter.plan)
-        if Offload.wanted(self.optimizer, self.params):
+        if Offload.wanted(self.optimizer, self.params) and (self.dist is None or not self.dist.info.sharded):
             self.offload = Offload(self.meter.plan, sum(w.numel() * w.element_size() for w in self.meter.weights))
         if not self.meter.copy_on:
             mb = self.meter.copy_bytes / 2**20

@@ -47,27 +47,37 @@ def optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     return out
 
 
+WRAPPER_PARTS = ("_fsdp_wrapped_module", "_checkpoint_wrapped_module", "_orig_mod")  # FSDP1, checkpoint, compile
+
+
 def display_path(path: str) -> str:
-    """A module path as the user indexes it: '0' -> '[0]', '0.fc' -> '[0].fc' (children of a root Sequential)."""
+    """A module path as the user indexes it: '0' -> '[0]', '0.fc' -> '[0].fc' (children of a root Sequential);
+    the parts wrappers insert (FSDP1's '_fsdp_wrapped_module', ...) left out."""
+    path = ".".join(part for part in path.split(".") if part not in WRAPPER_PARTS)
     head, dot, rest = path.partition(".")
     return f"[{head}]{dot}{rest}" if head.isdigit() else path
 
 
-def _candidates(model: nn.Module, updated: set[int]) -> list[tuple[str, nn.Module, list[tuple[str, nn.Parameter]]]]:
+def _candidates(
+    model: nn.Module, updated: set[int], ndim: Callable[[torch.Tensor], int]
+) -> list[tuple[str, nn.Module, list[tuple[str, nn.Parameter]]]]:
     out = []
     for path, module in model.named_modules():
-        mats = [(n, p) for n, p in module.named_parameters(recurse=False) if p.dim() >= 2 and id(p) in updated]
+        mats = [(n, p) for n, p in module.named_parameters(recurse=False) if ndim(p) >= 2 and id(p) in updated]
         if mats:
-            out.append((display_path(path) if path else type(model).__name__, module, mats))
+            out.append((display_path(path) or type(model).__name__, module, mats))
     return out
 
 
 class ForwardOrder:
     """Records the order in which weight-bearing modules first run (forward pre-hooks until `finish`)."""
 
-    def __init__(self, model: nn.Module, params: Iterable[torch.Tensor]) -> None:
+    def __init__(
+        self, model: nn.Module, params: Iterable[torch.Tensor], ndim: Callable[[torch.Tensor], int] | None = None
+    ) -> None:
+        """`ndim`: a parameter's number of dimensions where its tensor is a flat shard (FSDP1)."""
         updated = {id(p) for p in params}
-        self.candidates = _candidates(model, updated)
+        self.candidates = _candidates(model, updated, ndim or torch.Tensor.dim)
         self._order: list[int] = []
         self._seen: set[int] = set()
         self._handles: list[RemovableHandle] = []

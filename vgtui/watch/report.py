@@ -98,6 +98,7 @@ class Reporter:
         self._mark: tuple[float, int] | None = None
         self.last: Batch | None = None
         self.latest: Snapshot | None = None
+        self.dist: dict | None = None  # {"world": N, "wrapper": "DDP"} under torchrun (rank 0's hub)
 
     def notify(self, level: str, text: str) -> Notice:
         self._seq += 1
@@ -253,6 +254,8 @@ class Reporter:
         extra: dict = {"watch": {"name": self.name, "heavy_every": self.heavy_every, "skipped_steps": skipped}}
         if self.user_clip is not None:
             extra["watch"]["user_clip"] = dict(self.user_clip)
+        if self.dist:
+            extra["dist"] = dict(self.dist)
         if self.metrics:
             extra["metrics"] = dict(self.metrics)
         if self.blocks:
