@@ -183,8 +183,6 @@ class Watch:
             hooks.status = "done"
             self.hub.wake.set()
             self.hub.close()
-        if hooks.offload is not None:
-            hooks.offload.close()
         if self.log_file is not None:
             self.log_file.close()
         if hooks.swap.swapped:

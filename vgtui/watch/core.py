@@ -28,7 +28,6 @@ from vgtui.watch.control import Controls
 from vgtui.watch.handover import CpuPack, CudaTransfer
 from vgtui.watch.layers import ForwardOrder, Layer, dominant_activation, find_activations, optimizer_params, select
 from vgtui.watch.light import LightRows, scalar
-from vgtui.watch.offload import Offload
 from vgtui.watch.probes import Probes
 from vgtui.watch.remedies import CAPABILITIES
 from vgtui.watch.report import Batch, LayerInfo
@@ -90,8 +89,6 @@ class StepHooks(Controls):
         self._steps_left = 0
         self._saved_lr: list[Any] | None = None
         self._row: tuple | None = None
-        self._grads: list[torch.Tensor] | None = None  # this step's gradients, for the vgtui-norms thread
-        self.offload: Offload | None = None
         self._heavy: PendingHeavy | None = None
         self._loss: Any = None
         self._acc: Any = None
@@ -160,13 +157,8 @@ class StepHooks(Controls):
             if self._logs > 1:
                 self._skipped(self._logs - 1)
             self._logs = 0
-            grads = meter.grads()
-            off = self._offload_alive()
-            if self.clip is None and off is not None and off.safe(grads):
-                self._grads, self._row = grads, (None, self._loss, self._acc, None)  # norms after the step
-            else:
-                singles, groups, clipped = meter.light(grads, self.clip)
-                self._row = ((singles, groups), self._loss, self._acc, clipped)
+            singles, groups, clipped = meter.light(meter.grads(), self.clip)
+            self._row = ((singles, groups), self._loss, self._acc, clipped)
             self._loss = self._acc = None
             if self.heavy_due(self.step + 1) and "heavy" not in self._disabled:
                 self._heavy = meter.before_step(self.hist_layer, True)
@@ -206,9 +198,6 @@ class StepHooks(Controls):
             self.step += 1
             self._last_post = time.monotonic()
             if self._row is not None and self.rows is not None:
-                if self._grads is not None:
-                    self._row = (self._off_norms(self._grads), *self._row[1:])
-                    self._grads = None
                 self.rows.add(*self._row)
                 self._steps.append(self.step)
                 self._row = None
@@ -244,8 +233,6 @@ class StepHooks(Controls):
         else:
             self.meter = self.dist.meter(self, self.params, self.layers, self.copy_limit)
         self.rows = LightRows(self.meter.plan)
-        if Offload.wanted(self.optimizer, self.params) and (self.dist is None or not self.dist.info.sharded):
-            self.offload = Offload(self.meter.plan, sum(w.numel() * w.element_size() for w in self.meter.weights))
         if not self.meter.copy_on:
             mb = self.meter.copy_bytes / 2**20
             self._notices.append(
@@ -273,28 +260,6 @@ class StepHooks(Controls):
             )
         if self.heavy_due(2):
             self.probes.arm()
-
-    def _offload_alive(self) -> Offload | None:
-        """The vgtui-norms thread, unless it failed: then this thread takes the norms from now on."""
-        off = self.offload
-        if off is not None and off.failed is not None:
-            self._notices.append(("warn", f"the vgtui-norms thread failed ({_one_line(off.failed)}):"
-                                          " the gradient norms are taken on the training thread"))  # fmt: skip
-            off.flush()  # the steps it holds come back NaN, then the thread ends
-            off.close(wait=False)
-            self.offload = off = None
-        return off
-
-    def _off_norms(self, grads: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]] | int:
-        """A vgtui-norms ticket for this step's norms, or the norms themselves where too many steps wait."""
-        assert self.offload is not None and self.meter is not None
-        ticket = self.offload.submit(grads)
-        if ticket is not None:
-            assert self.rows is not None
-            self.rows.issuer = self.offload
-            return ticket
-        with torch.no_grad():
-            return self.meter.plan.norms(grads, self.meter.scratch)
 
     def _finish_heavy(self) -> None:
         pending, probes, meter = self._heavy, self.probes, self.meter
@@ -352,9 +317,6 @@ class StepHooks(Controls):
         self._events, self._notices = [], []
         self._metric_tensors = {}
         if not self._cuda:  # the hub thread packs it
-            self._offload_alive()
-            if rows is not None and rows.issuer is not None:
-                rows.issuer.flush()  # its tickets are in these rows (if it failed, they come back NaN)
             self.hub.publish(CpuPack(rows, heavies, scalars, batch))
             return
         parts, batch.light = rows.pack() if rows is not None and len(rows) else ([], None)

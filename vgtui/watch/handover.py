@@ -25,8 +25,8 @@ class CudaTransfer:
 
 
 class CpuPack:
-    """A CPU publish packed by the hub thread (the training thread only hands it over): the every-step norms, some
-    of them still being taken by the vgtui-norms thread, the heavy rows and the metrics, into one float32 array."""
+    """A CPU publish packed by the hub thread (the training thread only hands it over): the every-step norms, the
+    heavy rows and the metrics, into one float32 array (a few hundred us less on the training thread per publish)."""
 
     def __init__(self, rows: LightRows | None, heavies: list[torch.Tensor], metrics: list[torch.Tensor],
                  batch: Batch) -> None:  # fmt: skip

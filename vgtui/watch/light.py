@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -75,8 +74,7 @@ class LightRows:
         self.clear()
 
     def clear(self) -> None:
-        self.norms: list[tuple[list[torch.Tensor], list[torch.Tensor]] | int] = []  # or a vgtui-norms ticket
-        self.issuer: Any = None  # the vgtui.watch.offload.Offload whose tickets these are
+        self.norms: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []
         self.loss: list[tuple[int, torch.Tensor]] = []
         self.acc: list[tuple[int, torch.Tensor]] = []
         self.clip: list[tuple[int, torch.Tensor, torch.Tensor]] = []
@@ -87,10 +85,10 @@ class LightRows:
     def __len__(self) -> int:
         return self.k
 
-    def add(self, norms: tuple[list[torch.Tensor], list[torch.Tensor]] | int, loss: object, acc: object,
+    def add(self, norms: tuple[list[torch.Tensor], list[torch.Tensor]], loss: object, acc: object,
             clip: tuple[torch.Tensor, torch.Tensor] | None) -> None:  # fmt: skip
-        """One step's numbers. norms: (singles, groups) as LightPlan.norms gives them, or a vgtui-norms ticket;
-        loss/acc: a tensor (kept as it is), a Python number or None."""
+        """One step's numbers. norms: (singles, groups) as LightPlan.norms gives them; loss/acc: a tensor (kept as
+        it is), a Python number or None."""
         row = self.k
         self.norms.append(norms)
         for value, tensors, host in ((loss, self.loss, self.host_loss), (acc, self.acc, self.host_acc)):
@@ -103,14 +101,11 @@ class LightRows:
         self.k += 1
 
     def pack(self) -> tuple[list[torch.Tensor], LightLayout]:
-        """1-d float32 parts (to be concatenated with the rest of a publish) and their layout; the norms of a
-        vgtui-norms ticket come from its issuer (vgtui.watch.offload: waits for them, so not on the training thread)."""
+        """1-d float32 parts (to be concatenated with the rest of a publish) and their layout."""
         parts: list[torch.Tensor] = []
         singles: list[torch.Tensor] = []
         groups: list[list[torch.Tensor]] = [[] for _ in self.plan.groups]
         for norms in self.norms:
-            if isinstance(norms, int):
-                norms = self.issuer.take(norms)
             singles.extend(norms[0])
             for kept, g in zip(groups, norms[1], strict=True):
                 kept.append(g)
