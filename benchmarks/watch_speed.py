@@ -104,8 +104,14 @@ def overheads(base: nn.Module, steps: int) -> dict[str, float]:
     """Median microseconds: step hooks without a publish; a publish on the training thread; on the hub thread."""
     loop = Loop("watch", base, f"bench-cost-{os.getpid()}")
     hooks, hub = loop.watch.hooks, loop.watch.hub
-    pre, post, pub, hub_pub = [], [], [], []
-    hooks.pre, hooks.post = _timed(pre, hooks.pre), _timed(post, hooks.post)
+    pre, post, pub, hub_pub, heavy_steps = [], [], [], [], []
+    timed_pre = _timed(pre, hooks.pre)
+
+    def pre_noting_heavy(*args):
+        heavy_steps.append(hooks.heavy_due(hooks.step + 1))  # the cadence may change during the run
+        return timed_pre(*args)
+
+    hooks.pre, hooks.post = pre_noting_heavy, _timed(post, hooks.post)
     hooks._publish = _timed(pub, hooks._publish)
     hub._publish = _timed(hub_pub, hub._publish)
     for handle in hooks._handles:
@@ -114,14 +120,16 @@ def overheads(base: nn.Module, steps: int) -> dict[str, float]:
     loop.steps(steps)
     time.sleep(0.3)
     loop.close()
-    light = [a + b for i, (a, b) in enumerate(zip(pre, post, strict=False)) if not hooks.heavy_due(i + 1)]
-    heavy = [a + b for i, (a, b) in enumerate(zip(pre, post, strict=False)) if hooks.heavy_due(i + 1) and i > 2]
+    both = list(zip(pre, post, heavy_steps, strict=False))
+    light = [a + b for a, b, h in both if not h]
+    heavy = [a + b for i, (a, b, h) in enumerate(both) if h and i > 2]
     return {
         "hooks_light_us": 1e6 * statistics.median(light),
         "hooks_heavy_us": 1e6 * statistics.median(heavy) if heavy else float("nan"),
         "publish_trainer_us": 1e6 * statistics.median(pub),
         "publish_hub_us": 1e6 * statistics.median(hub_pub),
         "publishes": len(pub),
+        "heavy_every": hooks.heavy_every,
     }
 
 
@@ -157,6 +165,7 @@ def run(repeats: int = 5, steps: int = 300) -> dict[str, dict]:
         print(f"{label:>6}  bare {row['bare_ms_cpu']:.2f} ms/step (cpu)  "
               f"watch {row['watch_ratio_cpu']:.3f}x (wall {row['watch_ratio_wall']:.3f}x)  "
               f"nn-htop-style {row['htop_ratio_cpu']:.3f}x (wall {row['htop_ratio_wall']:.3f}x)  |  "
-              f"hooks {row['hooks_light_us']:.0f} us/step, heavy step {row['hooks_heavy_us']:.0f} us, publish "
+              f"hooks {row['hooks_light_us']:.0f} us/step, heavy step {row['hooks_heavy_us']:.0f} us every "
+              f"{row['heavy_every']}, publish "
               f"{row['publish_trainer_us']:.0f} us trainer + {row['publish_hub_us']:.0f} us hub thread")  # fmt: skip
     return results

@@ -10,9 +10,7 @@ gets the replay keys and footer instead of the toggles: `check_action` hides the
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -47,6 +45,7 @@ from vgtui.tui.compare_panels import CompareDiagnosisPanel, CompareStatusBar, Co
 from vgtui.tui.data import window_view
 from vgtui.tui.keys import ACTIONS, BOTH, DEFAULT_CLIP, LIVE, REPLAY, action_mode, bindings, key_of
 from vgtui.tui.panels import shown, too_small_text
+from vgtui.tui.signals import exit_on_signals
 
 DEFAULT_REFRESH_HZ = 4.0  # ticks per second: measured with the trainer in a child process, 4 Hz kept ~0.9x (see README)
 MIN_SIZE = (80, 24)  # below this: a "terminal too small" message
@@ -364,7 +363,7 @@ def run_dashboard(
     """Run the dashboard until the user quits; the session is always stopped. Returns an exit code.
     `theme`: a Textual theme name, or "dark" / "light"."""
     app = VgtuiApp(config, session_factory, refresh_hz, theme=theme)
-    with _exit_on_signals(app):
+    with exit_on_signals(app):
         try:
             app.run()
         finally:
@@ -379,22 +378,3 @@ def theme_name(theme: str) -> str:
         choices = ", ".join(["dark", "light", *sorted(BUILTIN_THEMES)])
         raise ValueError(f"unknown theme {theme!r}; choose one of: {choices}")
     return name
-
-
-@contextlib.contextmanager
-def _exit_on_signals(app: VgtuiApp):
-    """SIGHUP (an SSH disconnect), SIGTERM and SIGINT end the app the way q does: Textual restores the terminal,
-    the session and its trainer are stopped; the exit code is 128 + the signal's number."""
-
-    def on_signal(signum: int, _frame: object) -> None:
-        app._quitting = True
-        app.exit(return_code=128 + signum)
-
-    names = ("SIGHUP", "SIGTERM", "SIGINT")
-    caught = [getattr(signal, n) for n in names if hasattr(signal, n)]
-    saved = {sig: signal.signal(sig, on_signal) for sig in caught}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)

@@ -19,8 +19,9 @@ from vgtui.config import RunConfig
 from vgtui.contract import Pause, Resume
 from vgtui.lesson import LESSON_KEYS, Lesson, LessonStep
 from vgtui.lesson_measure import Measurement
-from vgtui.tui.app import VgtuiApp, _exit_on_signals
+from vgtui.tui.app import VgtuiApp
 from vgtui.tui.narration import CHOICE_KEYS, NarrationPanel, StepView
+from vgtui.tui.signals import exit_on_signals
 
 ConfigLoader = Callable[[str], RunConfig]
 
@@ -188,7 +189,7 @@ def run_present(lesson: Lesson, session_factory, refresh_hz: float | None = None
                 start: int = 1) -> int:  # fmt: skip
     """Run the lesson until the presenter quits; the session is always stopped. Returns an exit code."""
     app = PresentApp(lesson, session_factory, refresh_hz, theme=theme, start=start)
-    with _exit_on_signals(app):
+    with exit_on_signals(app):
         try:
             app.run()
         finally:
