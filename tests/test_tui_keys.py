@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 
 import pytest
 from textual.widgets import Input
@@ -172,6 +173,15 @@ async def test_capital_s_saves_a_screenshot_and_the_charts_data_in_the_working_d
                 break
             await pilot.pause(0.05)
         assert (tmp_path / "palette.svg").exists()
+
+        def delivering() -> bool:  # Textual's delivery thread, still to report back to the app (not a daemon)
+            return any(t.name.endswith("(save_file_thread)") and t.is_alive() for t in threading.enumerate())
+
+        for _ in range(200):  # if the app ended first, that thread would wait forever and pytest would never exit
+            if not delivering():
+                break
+            await pilot.pause(0.05)
+        assert not delivering()
 
 
 def test_the_csv_leaves_unmeasured_values_empty():
