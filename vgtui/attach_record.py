@@ -27,8 +27,8 @@ import numpy as np
 from vgtui.attach import AttachSession
 from vgtui.contract import Snapshot
 from vgtui.history import LAYERWISE
-from vgtui.runlog import RunLogWriter, diagnosis_record, event_record, meta_record, step_record
-from vgtui.watchlog import user_config
+from vgtui.runlog import RunLogWriter, event_record, meta_record, step_record
+from vgtui.watchlog import user_config, write_news
 from vgtui.wire_messages import backfill_rows, rows_from
 
 STATS = LAYERWISE[1:]  # measured on heavy steps only
@@ -154,13 +154,7 @@ class RunRecorder:
             self._pending = step_record(snap)
         elif snap.step > self.last_step and snap.layer_names:
             self._take(step_record(snap))
-        if snap.verdicts != self._verdicts:
-            self.writer.write(diagnosis_record(snap.step, snap.verdicts))
-            self._verdicts = snap.verdicts
-        for notice in snap.notices:
-            if notice.seq > self._notice:
-                self._notice = notice.seq
-                self.writer.write({"type": "notice", "step": snap.step, "level": notice.level, "text": notice.text})
+        write_news(self, snap)
 
     def _take(self, rec: dict[str, Any]) -> None:
         self.flush()

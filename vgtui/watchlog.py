@@ -64,13 +64,18 @@ class SnapshotLog:
         self._events = max(self._events, total)
         self.writer.write(step_record(snap))
         self.records += 1
-        if snap.verdicts != self._verdicts:
-            self.writer.write(diagnosis_record(snap.step, snap.verdicts))
-            self._verdicts = snap.verdicts
-        for notice in snap.notices:
-            if notice.seq > self._notice:
-                self._notice = notice.seq
-                self.writer.write({"type": "notice", "step": snap.step, "level": notice.level, "text": notice.text})
+        write_news(self, snap)
 
     def close(self) -> None:
         self.writer.close()
+
+
+def write_news(log: Any, snap: Snapshot) -> None:
+    """Into a run log: a changed diagnosis and the notices not written yet (`log` has writer, _verdicts, _notice)."""
+    if snap.verdicts != log._verdicts:
+        log.writer.write(diagnosis_record(snap.step, snap.verdicts))
+        log._verdicts = snap.verdicts
+    for notice in snap.notices:
+        if notice.seq > log._notice:
+            log._notice = notice.seq
+            log.writer.write({"type": "notice", "step": snap.step, "level": notice.level, "text": notice.text})

@@ -362,7 +362,11 @@ def run_dashboard(
 ) -> int:
     """Run the dashboard until the user quits; the session is always stopped. Returns an exit code.
     `theme`: a Textual theme name, or "dark" / "light"."""
-    app = VgtuiApp(config, session_factory, refresh_hz, theme=theme)
+    return run_app(VgtuiApp(config, session_factory, refresh_hz, theme=theme))
+
+
+def run_app(app: VgtuiApp) -> int:
+    """Run a dashboard app until the user quits or a signal ends it; the session is always stopped."""
     with exit_on_signals(app):
         try:
             app.run()

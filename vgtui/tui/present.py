@@ -19,9 +19,8 @@ from vgtui.config import RunConfig
 from vgtui.contract import Pause, Resume
 from vgtui.lesson import LESSON_KEYS, Lesson, LessonStep
 from vgtui.lesson_measure import Measurement
-from vgtui.tui.app import VgtuiApp
+from vgtui.tui.app import VgtuiApp, run_app
 from vgtui.tui.narration import CHOICE_KEYS, NarrationPanel, StepView
-from vgtui.tui.signals import exit_on_signals
 
 ConfigLoader = Callable[[str], RunConfig]
 
@@ -188,10 +187,4 @@ class PresentApp(VgtuiApp):
 def run_present(lesson: Lesson, session_factory, refresh_hz: float | None = None, theme: str | None = None,
                 start: int = 1) -> int:  # fmt: skip
     """Run the lesson until the presenter quits; the session is always stopped. Returns an exit code."""
-    app = PresentApp(lesson, session_factory, refresh_hz, theme=theme, start=start)
-    with exit_on_signals(app):
-        try:
-            app.run()
-        finally:
-            app.stop_session()
-    return app.return_code or 0
+    return run_app(PresentApp(lesson, session_factory, refresh_hz, theme=theme, start=start))
