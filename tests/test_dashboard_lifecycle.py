@@ -200,3 +200,23 @@ def test_after_the_trainer_is_killed_r_starts_a_new_one():
         ends_cleanly(d, descendants(d.proc.pid))
     finally:
         d.close()
+
+
+def test_an_exit_by_signal_keeps_its_code_where_the_terminal_is_gone(monkeypatch):
+    """Python's last flush of stdout fails on a hung-up terminal and would exit 120 instead of 128 + N."""
+    from vgtui import cli
+
+    class Gone:
+        def flush(self) -> None:
+            raise OSError(5, "Input/output error")
+
+    def exit_now(code: int) -> None:
+        raise SystemExit(code)
+
+    monkeypatch.setattr(cli, "_main", lambda argv: 128 + signal.SIGHUP)
+    monkeypatch.setattr(cli.os, "_exit", exit_now)
+    assert cli.main([]) == 129  # a terminal that is still there: the code is returned as usual
+    monkeypatch.setattr(cli.sys, "stdout", Gone())
+    with pytest.raises(SystemExit) as left:
+        cli.main([])
+    assert left.value.code == 129

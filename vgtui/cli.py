@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -340,6 +341,23 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    code = _main(argv)
+    if code > 128:  # ended by a signal (128 + N): the terminal may be gone, as when an SSH connection drops
+        _keep_signal_code(code)
+    return code
+
+
+def _keep_signal_code(code: int) -> None:
+    """Where the terminal is gone, Python's own last flush of stdout fails and turns the exit code into 120: flush
+    now, and if that fails, leave with 128 + N (everything else is done: files are closed, processes stopped)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            os._exit(code)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     if hasattr(signal, "SIGXFSZ"):  # past `ulimit -f` a write fails with EFBIG instead of killing the process
         with contextlib.suppress(ValueError):  # (signal handlers can only be set from the main thread)
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
