@@ -26,7 +26,15 @@ from vgtui.watch.cadence import DEFAULT as DEFAULT_EVERY
 from vgtui.watch.cadence import Cadence
 from vgtui.watch.control import Controls
 from vgtui.watch.handover import CpuPack, CudaTransfer
-from vgtui.watch.layers import ForwardOrder, Layer, dominant_activation, find_activations, optimizer_params, select
+from vgtui.watch.layers import (
+    ForwardOrder,
+    Layer,
+    dominant_activation,
+    find_activations,
+    module_path,
+    optimizer_params,
+    select,
+)
 from vgtui.watch.light import LightRows, scalar
 from vgtui.watch.probes import Probes
 from vgtui.watch.remedies import CAPABILITIES
@@ -243,7 +251,7 @@ class StepHooks(Controls):
                 )
             )
         self.probes.relayer(self.layers)
-        block_names = tuple(_module_path(self.model, b) for b in self.blocks)
+        block_names = tuple(module_path(self.model, b) for b in self.blocks)
         self.info = LayerInfo(
             tuple(la.name for la in self.layers),
             self.meter.layer_cols,
@@ -384,19 +392,8 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def _one_line(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
-
-
 def _kept(value: Any) -> Any:
     """A logged value as vgtui keeps it until the step: a detached tensor (no copy, no sync) or a float."""
     if isinstance(value, torch.Tensor):
         return value.detach()
     return float(value)
-
-
-def _module_path(model: torch.nn.Module, module: torch.nn.Module) -> str:
-    for path, m in model.named_modules():
-        if m is module:
-            return path or type(model).__name__
-    return type(module).__name__

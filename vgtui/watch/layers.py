@@ -134,3 +134,11 @@ def dominant_activation(acts: list[tuple[str, nn.Module, str]]) -> str:
     for _, _, kind in acts:
         counts[kind] = counts.get(kind, 0) + 1
     return max(counts, key=lambda k: counts[k])
+
+
+def module_path(model: torch.nn.Module, module: torch.nn.Module) -> str:
+    """`module`'s path in `model` ("encoder.2"), the model's class name for the model itself."""
+    for path, m in model.named_modules():
+        if m is module:
+            return path or type(model).__name__
+    return type(module).__name__
