@@ -56,3 +56,17 @@ def test_a_cadence_the_user_sets_is_kept(clock: Clock) -> None:
     c = Cadence(5)
     heavy = run(c, clock, 100, light=0.01, heavy_extra=0.05)
     assert c.every == 5 and heavy == [1, 2, *range(5, 101, 5)]
+
+
+def test_one_slow_heavy_step_does_not_make_the_statistics_rare(clock: Clock) -> None:
+    c = Cadence(None)
+    c.resumed()
+    extras = iter([0.5] + [0.001] * 50)  # the first heavy step after warm-up is 50 light steps long, then cheap
+
+    for step in range(1, 2001):
+        clock.now += 0.01 + (next(extras) if c.due(step) and step > 2 else 0.0)
+        c.step_done(step)
+        c.resumed()
+        if step == 50:
+            assert c.every == 100  # one notch, not the 5000 that step alone would ask for
+    assert c.every == 50  # the median of what heavy steps cost is back within the budget at every 50

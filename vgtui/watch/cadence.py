@@ -4,8 +4,10 @@ The heavy statistics (weight norms, a copy of the weights for the update size, t
 histogram) cost far more than a light step's few ops: on the 8x512 MLP a heavy step took ~7 ms more than a ~14 ms
 light one, so every 50 steps was 1 % of the run. Unless the user fixes `heavy_every`, the cadence follows what the
 heavy steps really cost here: each heavy step after the second measures its own extra time against the median
-light step, and `every` becomes the smallest of NICE that keeps the heavy steps at or under BUDGET of the run (never
-below the default). Between changes heavy steps stay a pure function of the step number.
+light step, and `every` moves towards the smallest of NICE that keeps the median of those at or under BUDGET of the
+run (never below the default): down at once, up one notch per heavy step, so that one slow heavy step (a
+collection, another process) does not make the statistics rare. Between changes heavy steps stay a pure function
+of the step number.
 """
 
 from __future__ import annotations
@@ -54,4 +56,6 @@ class Cadence:
     def _adapt(self) -> None:
         light, heavy = statistics.median(self._light), statistics.median(self._heavy)
         want = heavy / (BUDGET * light) if light > 0 else NICE[-1]
-        self.every = next((n for n in NICE if n >= want), NICE[-1])
+        target = next((n for n in NICE if n >= want), NICE[-1])
+        notch = NICE.index(self.every) if self.every in NICE else 0
+        self.every = min(target, NICE[min(notch + 1, len(NICE) - 1)])
