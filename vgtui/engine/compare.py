@@ -196,8 +196,7 @@ class CompareSession(Session):
         return [self] if self.b is None else [self, self.b]
 
     def _run(self) -> None:
-        if self.device.type == "cpu" and self.cpu_threads:
-            torch.set_num_threads(self.cpu_threads)  # (see Session._run)
+        self._pin_threads()
         self._publish(force=True)
         while not self._stop.is_set():
             self._drain()
@@ -210,16 +209,9 @@ class CompareSession(Session):
                 continue
             due = finished_any = False
             for r in runs:
-                try:
-                    r.trainer.train_step()
-                except Exception as exc:  # a fault inside one run's step stops that run only
-                    r._fail(exc)
+                finished = r._train_one()  # a fault inside one run's step stops that run only
+                if finished is None:
                     continue
-                if r._status == "paused" and r._steps_left > 0:
-                    r._steps_left -= 1
-                finished = r.max_steps is not None and r.trainer.step >= r.max_steps
-                if finished and r._status == "running":
-                    r._status = "done"
                 finished_any |= finished or (r._steps_left == 0 and r._status == "paused")
                 due |= r.trainer.heavy_due(r.trainer.step)
             if finished_any:

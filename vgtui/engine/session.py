@@ -123,11 +123,29 @@ class Session(ThreadedSession):
 
     # ------------------------------------------------------------------ worker
 
-    def _run(self) -> None:
+    def _pin_threads(self) -> None:
         if self.device.type == "cpu" and self.cpu_threads:
             # Measured on 2 cores: these small models run 1.5-2.5x faster on one intra-op thread, and a
             # second OpenMP team in a worker thread fights the main thread's pool (0.4x).
             torch.set_num_threads(self.cpu_threads)
+
+    def _train_one(self) -> bool | None:
+        """One training step and its bookkeeping: whether the run reached max_steps (None: the step failed, and
+        the run with it; a fault inside the step must not kill the session)."""
+        try:
+            self.trainer.train_step()
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+            return None
+        if self._status == "paused" and self._steps_left > 0:
+            self._steps_left -= 1
+        finished = self.max_steps is not None and self.trainer.step >= self.max_steps
+        if finished and self._status == "running":
+            self._status = "done"
+        return finished
+
+    def _run(self) -> None:
+        self._pin_threads()
         self._publish(force=True)
         while not self._stop.is_set():
             self._drain()
@@ -137,16 +155,9 @@ class Session(ThreadedSession):
             if not self._should_step():
                 self._wait_for_command()
                 continue
-            try:
-                self.trainer.train_step()
-            except Exception as exc:  # a fault inside the step must not kill the session
-                self._fail(exc)
+            finished = self._train_one()
+            if finished is None:
                 continue
-            if self._status == "paused" and self._steps_left > 0:
-                self._steps_left -= 1
-            finished = self.max_steps is not None and self.trainer.step >= self.max_steps
-            if finished and self._status == "running":
-                self._status = "done"
             if finished or (self._steps_left == 0 and self._status == "paused"):
                 self._publish(force=finished)
             elif self.trainer.heavy_due(self.trainer.step) and (
