@@ -8,7 +8,6 @@ two separate runs cost when the ratio (paired steps/s over separate-pair steps/s
 from __future__ import annotations
 
 import statistics
-import time
 
 from vgtui.config import RunConfig
 from vgtui.engine.compare import CompareSession
@@ -17,16 +16,10 @@ from vgtui.engine.toggles import parse_compare
 
 def paired_steps_per_sec(cfg: RunConfig, steps: int, toggles: str, device: str = "cpu") -> float:
     """Paired steps per second of a CompareSession (B = A with `toggles` from step 0), after a warm-up."""
-    warm = 10
-    session = CompareSession(cfg, device=device, max_steps=warm + steps, compare=parse_compare(toggles))
-    session.start()
-    while session.latest() is None or session.latest().step < warm:
-        time.sleep(0.001)
-    s0, t0 = session.latest().step, time.perf_counter()
-    session.done.wait()
-    elapsed = time.perf_counter() - t0
-    session.stop()
-    return (session.latest().step - s0) / elapsed
+    from benchmarks.engine_speed import WARM, session_steps_per_sec
+
+    return session_steps_per_sec(CompareSession(cfg, device=device, max_steps=WARM + steps,
+                                                compare=parse_compare(toggles)))  # fmt: skip
 
 
 def compare_pair(label: str, cfg: RunConfig, toggles: str, steps: int, repeats: int, device: str = "cpu") -> dict:

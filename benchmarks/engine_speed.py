@@ -64,12 +64,18 @@ def bare_steps_per_sec(cfg: RunConfig, steps: int, device: str = "cpu", threads:
     return rate
 
 
+WARM = 10  # steps a session runs before it is timed
+
+
 def engine_steps_per_sec(cfg: RunConfig, steps: int, device: str = "cpu") -> float:
     """The Session (worker thread, telemetry, history, diagnosis) running `steps` steps after a warm-up."""
-    warm = 10
-    session = Session(cfg, device=device, max_steps=warm + steps, start_paused=False)
+    return session_steps_per_sec(Session(cfg, device=device, max_steps=WARM + steps, start_paused=False))
+
+
+def session_steps_per_sec(session: Session) -> float:
+    """Steps per second of `session` (built with max_steps = WARM + the steps to time) after WARM steps."""
     session.start()
-    while session.latest() is None or session.latest().step < warm:
+    while session.latest() is None or session.latest().step < WARM:
         time.sleep(0.001)
     s0, t0 = session.latest().step, time.perf_counter()
     session.done.wait()

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VIEWER = "from vgtui.attach import connect; import sys; s = connect(sys.argv[1]); s.ended.wait(600)"
 BATCH = 64  # per rank
 
 
@@ -37,11 +36,10 @@ def run(world: int, repeats: int, steps: int) -> dict:
 def _worker(out: str, repeats: int, steps: int) -> None:
     import torch
     import torch.distributed as dist
-    import torch.nn.functional as F
     from torch import nn
 
     import vgtui
-    from benchmarks.watch_speed import MODELS, mlp
+    from benchmarks.watch_speed import MODELS, VIEWER, close_loop, mlp, user_steps
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
@@ -77,21 +75,10 @@ def _worker(out: str, repeats: int, steps: int) -> None:
             self.y = torch.randint(0, 4, (4096,), generator=self.gen)
 
         def steps(self, n: int) -> None:
-            model, opt, w = self.model, self.opt, self.watch
-            for _ in range(n):
-                idx = torch.randint(0, 4096, (BATCH,), generator=self.gen)
-                loss = F.cross_entropy(model(self.x[idx]), self.y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if w is not None:
-                    w.log(loss=loss)
-                opt.step()
+            user_steps(self, n, BATCH)
 
         def close(self) -> None:
-            if self.watch is not None:
-                self.watch.close()
-            if self.viewer is not None:
-                self.viewer.wait(10)
+            close_loop(self)
 
     def measure(wrapper: str, label: str) -> dict:
         depth, width, act = MODELS[label]

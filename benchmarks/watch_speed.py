@@ -71,22 +71,31 @@ class Loop:
         self.gen = gen
 
     def steps(self, n: int) -> None:
-        model, opt, w, x, y = self.model, self.opt, self.watch, self.x, self.y
-        for _ in range(n):
-            idx = torch.randint(0, 4096, (BATCH,), generator=self.gen)
-            out = model(x[idx])
-            loss = F.cross_entropy(out, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if w is not None:
-                w.log(loss=loss)
-            opt.step()
+        user_steps(self, n, BATCH)
 
     def close(self) -> None:
-        if self.watch is not None:
-            self.watch.close()
-        if self.viewer is not None:
-            self.viewer.wait(10)
+        close_loop(self)
+
+
+def user_steps(loop, n: int, batch: int) -> None:
+    """`n` steps of a user's loop over `loop`'s model, opt, x, y and gen, logging to loop.watch where it is set."""
+    model, opt, w, x, y = loop.model, loop.opt, loop.watch, loop.x, loop.y
+    for _ in range(n):
+        idx = torch.randint(0, 4096, (batch,), generator=loop.gen)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if w is not None:
+            w.log(loss=loss)
+        opt.step()
+
+
+def close_loop(loop) -> None:
+    """Close `loop`'s watch and wait for its viewer to see the end."""
+    if loop.watch is not None:
+        loop.watch.close()
+    if loop.viewer is not None:
+        loop.viewer.wait(10)
 
 
 def _timed(calls: list[float], fn: Callable) -> Callable:
