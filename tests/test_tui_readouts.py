@@ -13,10 +13,11 @@ from vgtui.contract import Toggle
 from vgtui.tui.app import VgtuiApp, theme_name
 from vgtui.tui.chart_base import SERIES_MARKS
 from vgtui.tui.charts import Chart, GradHistoryChart, LossChart
-from vgtui.tui.panels import DiagnosisPanel, StatusBar, WhyPanel, diagnosis_renderable, why_renderable
+from vgtui.tui.panels import DiagnosisPanel, StatusBar, diagnosis_renderable
 from vgtui.tui.picker import PresetPicker
 from vgtui.tui.plot import Axis, Plot
 from vgtui.tui.series import chain_rows, fmt_num, fmt_ratio, plain_numbers
+from vgtui.tui.why_panel import WhyPanel, why_renderable
 
 try:
     from tui_fakes import FakeSession, fake_config

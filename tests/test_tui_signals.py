@@ -15,8 +15,9 @@ from vgtui.contract import Pause, Seek, Snapshot, Toggle
 from vgtui.replay import ReplaySession
 from vgtui.tui.app import VgtuiApp
 from vgtui.tui.charts import TimeGradChart, UpdateRatioChart
-from vgtui.tui.panels import pct, why_renderable
+from vgtui.tui.panels import pct
 from vgtui.tui.series import fmt_num, frozen_layers
+from vgtui.tui.why_panel import why_renderable
 
 try:
     from tui_fakes import FakeSession, fake_config

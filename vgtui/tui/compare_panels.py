@@ -13,16 +13,14 @@ from vgtui.contract import ModelState, Snapshot
 from vgtui.tui.panels import (
     NOTE_STYLE,
     STATUS_STYLE,
-    ChainTable,
     DiagnosisPanel,
     StatusBar,
-    WhyPanel,
     _pack,
-    product_style,
     replay_info,
     verdict_lines,
 )
 from vgtui.tui.series import fmt_num, fmt_ratio
+from vgtui.tui.why_panel import ChainTable, WhyPanel, product_style
 
 A_STYLE, B_STYLE = "bold cyan", "bold dark_orange"
 
