@@ -141,7 +141,7 @@ def test_refusals_name_their_reason(monkeypatch):
     assert not applied and "never the output activation" in text and type(only_output[1]) is nn.Sigmoid
     applied, text = _swapper(deep_mlp(), x=x).apply("sigmoid")
     assert not applied and "no swap to undo" in text
-    monkeypatch.setattr(swap_module, "_several_ranks", lambda: True)
+    monkeypatch.setattr(swap_module, "several_ranks", lambda: True)
     applied, text = _swapper(deep_mlp(), x=x).apply("relu")
     assert not applied and "torch.distributed ranks" in text
 

@@ -25,6 +25,7 @@ from vgtui.contract import Event
 from vgtui.watch.cadence import DEFAULT as DEFAULT_EVERY
 from vgtui.watch.cadence import Cadence
 from vgtui.watch.control import Controls
+from vgtui.watch.dist import several_ranks
 from vgtui.watch.handover import CpuPack, CudaTransfer
 from vgtui.watch.layers import (
     ForwardOrder,
@@ -75,7 +76,7 @@ class StepHooks(Controls):
         self.blocks = blocks
         self.keep = keep
         # ranks of a process group must agree on the heavy steps (their collectives): the cadence stays fixed there
-        self.cadence = Cadence(heavy_every if heavy_every is not None or not _distributed() else DEFAULT_EVERY)
+        self.cadence = Cadence(heavy_every if heavy_every is not None or not several_ranks() else DEFAULT_EVERY)
         self.publish_every = publish_every
         self.hist_layer = hist_layer
         self.copy_limit = copy_limit
@@ -385,11 +386,6 @@ class StepHooks(Controls):
         self.userclip.disarm()
         if self.probes is not None:
             self.probes.disarm()
-
-
-def _distributed() -> bool:
-    dist = torch.distributed
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def _kept(value: Any) -> Any:

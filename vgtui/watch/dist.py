@@ -87,6 +87,11 @@ def detect(model: nn.Module) -> DistInfo | None:
     return DistInfo(rank, world, "plain")
 
 
+def several_ranks() -> bool:
+    """An initialised process group of more than one rank."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def first_rank() -> bool:
     """Rank 0, or no process group at all (who prints the one line)."""
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from vgtui.watch.dist import several_ranks
 from vgtui.watch.layers import ACTIVATIONS, display_path
 from vgtui.watch.remedies import NOT_ALLOWED
 
@@ -149,7 +150,7 @@ class Swapper:
         if self.compiled or _compiled(self.model):
             self.compiled = True
             return False, COMPILED
-        if _several_ranks():
+        if several_ranks():
             return False, RANKS
         if not self.calls:
             return False, UNSEEN
@@ -292,11 +293,6 @@ def _foreign_hooks(module: nn.Module) -> bool:
 def _compiled(model: nn.Module) -> bool:
     """torch.compile(model) handed to vgtui, or model.compile() called on it."""
     return type(model).__name__ == "OptimizedModule" or getattr(model, "_compiled_call_impl", None) is not None
-
-
-def _several_ranks() -> bool:
-    dist = torch.distributed
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def _listing(paths: list[str], limit: int = 6) -> str:

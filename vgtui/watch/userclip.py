@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from vgtui.watch.dist import several_ranks
+
 F32 = torch.float32
 STACK_DEPTH = 16  # frames searched for the GradScaler whose step() called optimizer.step()
 
@@ -35,7 +37,7 @@ class UserClip:
 
     def __init__(self, weight: torch.Tensor) -> None:
         self.weight = weight
-        self.off = _several_ranks()
+        self.off = several_ranks()
         self._handle: Any = None
         self._end: torch.Tensor | None = None  # the gradient's norm at the end of backward
         self._ref: weakref.ref | None = None
@@ -111,8 +113,3 @@ def _scaler_scale(frame: Any) -> torch.Tensor | None:
             return scale if isinstance(scale, torch.Tensor) else None
         frame = frame.f_back
     return None
-
-
-def _several_ranks() -> bool:
-    dist = torch.distributed
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
