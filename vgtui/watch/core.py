@@ -26,7 +26,7 @@ from vgtui.watch.cadence import DEFAULT as DEFAULT_EVERY
 from vgtui.watch.cadence import Cadence
 from vgtui.watch.control import Controls
 from vgtui.watch.dist import several_ranks
-from vgtui.watch.handover import CpuPack, CudaTransfer
+from vgtui.watch.handover import CpuPack, CudaTransfer, pack
 from vgtui.watch.layers import (
     ForwardOrder,
     Layer,
@@ -36,7 +36,7 @@ from vgtui.watch.layers import (
     optimizer_params,
     select,
 )
-from vgtui.watch.light import LightRows, scalar
+from vgtui.watch.light import LightRows
 from vgtui.watch.probes import Probes
 from vgtui.watch.remedies import CAPABILITIES
 from vgtui.watch.report import Batch, LayerInfo
@@ -328,14 +328,8 @@ class StepHooks(Controls):
         if not self._cuda:  # the hub thread packs it
             self.hub.publish(CpuPack(rows, heavies, scalars, batch))
             return
-        parts, batch.light = rows.pack() if rows is not None and len(rows) else ([], None)
-        parts += heavies
-        if scalars:
-            parts.append(torch.stack([scalar(t) for t in scalars]))
-        if parts:
-            self.hub.publish(CudaTransfer(torch.cat(parts) if len(parts) > 1 else parts[0], batch))
-        else:
-            self.hub.publish(batch)
+        flat = pack(rows, heavies, scalars, batch)  # on this thread: the copy is queued on the training stream
+        self.hub.publish(CudaTransfer(flat, batch) if flat is not None else batch)
 
     def _skipped(self, n: int) -> None:
         first = self.skipped == 0

@@ -24,6 +24,17 @@ class CudaTransfer:
         return self.batch
 
 
+def pack(rows: LightRows | None, heavies: list[torch.Tensor], metrics: list[torch.Tensor],
+         batch: Batch) -> torch.Tensor | None:  # fmt: skip
+    """A publish's numbers in one flat float32 tensor (None: none), its light layout set on `batch`: the every-step
+    norms, each heavy step's tensor, then the metrics' values."""
+    parts, batch.light = rows.pack() if rows is not None and len(rows) else ([], None)
+    parts += heavies
+    if metrics:
+        parts.append(torch.stack([scalar(t) for t in metrics]))
+    return (torch.cat(parts) if len(parts) > 1 else parts[0]) if parts else None
+
+
 class CpuPack:
     """A CPU publish packed by the hub thread (the training thread only hands it over): the every-step norms, the
     heavy rows and the metrics, into one float32 array (a few hundred us less on the training thread per publish)."""
@@ -33,10 +44,7 @@ class CpuPack:
         self.rows, self.heavies, self.metrics, self.batch = rows, heavies, metrics, batch
 
     def result(self) -> Batch:
-        parts, self.batch.light = self.rows.pack() if self.rows is not None and len(self.rows) else ([], None)
-        parts += self.heavies
-        if self.metrics:
-            parts.append(torch.stack([scalar(t) for t in self.metrics]))
-        if parts:
-            self.batch.flat = (torch.cat(parts) if len(parts) > 1 else parts[0]).numpy()
+        flat = pack(self.rows, self.heavies, self.metrics, self.batch)
+        if flat is not None:
+            self.batch.flat = flat.numpy()
         return self.batch
