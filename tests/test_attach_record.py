@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 from watch_helpers import (  # noqa: F401 - fixtures
     ROOT,
@@ -18,6 +17,7 @@ from watch_helpers import (  # noqa: F401 - fixtures
     child_env,
     one_torch_thread_fixture,
     spawn,
+    train_steps,
     wait_for,
     watch_dir_fixture,
 )
@@ -76,17 +76,6 @@ def test_a_recorder_that_joins_late_logs_every_step_once_and_replay_reads_it(wat
     assert main(["plot", str(out), "--width", "60", "--height", "20", "--color", "never"]) == 0
 
 
-def _train(model: nn.Module, opt: torch.optim.Optimizer, w, steps: int) -> None:
-    x = torch.randn(32, 4)
-    y = (x[:, 0] > 0).long()
-    for _ in range(steps):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        w.log(loss=loss)
-        opt.step()
-
-
 @pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize("seed", range(3))
 def test_a_resync_mid_run_repeats_no_step_and_the_end_says_done(watch_dir, tmp_path, seed):
@@ -97,17 +86,17 @@ def test_a_resync_mid_run_repeats_no_step_and_the_end_says_done(watch_dir, tmp_p
     out = tmp_path / "resync.jsonl"
     writer = RunLogWriter(out)
     with vgtui.watch(model, opt, name="rs", quiet=True, publish_every=0.01, heavy_every=3) as w:
-        _train(model, opt, w, 20)
+        train_steps(model, opt, w, 20)
         wait_for(lambda: w.hub.reporter.step == 20, 30, "the first 20 steps published")
         session = RecordingSession(w.target, read_only=True)
         recorder = RunRecorder(writer)
         session.on_frame = recorder.frame
         session.start()
-        _train(model, opt, w, 20)
+        train_steps(model, opt, w, 20)
         wait_for(lambda: session.latest() is not None and session.latest().step == 40, 30, "step 40")
         viewer = next(iter(w.hub.viewers.values()))
         w.hub._loop.call_soon_threadsafe(w.hub._sync, viewer)  # as after dropped frames: the history again
-        _train(model, opt, w, 20)
+        train_steps(model, opt, w, 20)
     wait_for(lambda: session.ended.is_set(), 30, "the end of the run")
     session.stop()
     recorder.flush()
@@ -129,13 +118,13 @@ def test_a_long_run_before_the_join_comes_thinned_evenly_then_every_live_step(wa
     out = tmp_path / "long.jsonl"
     writer = RunLogWriter(out)
     with vgtui.watch(model, opt, name="long", quiet=True, publish_every=0.05, heavy_every=50) as w:
-        _train(model, opt, w, before)
+        train_steps(model, opt, w, before)
         wait_for(lambda: w.hub.reporter.step == before, 60, "the steps before the join published")
         session = RecordingSession(w.target, read_only=True)
         recorder = RunRecorder(writer)
         session.on_frame = recorder.frame
         session.start()
-        _train(model, opt, w, after)
+        train_steps(model, opt, w, after)
     wait_for(lambda: session.ended.is_set(), 30, "the end of the run")
     session.stop()
     recorder.flush()

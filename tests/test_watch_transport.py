@@ -9,9 +9,8 @@ import struct
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
-from watch_helpers import one_torch_thread_fixture, wait_for, watch_dir_fixture  # noqa: F401 - fixtures
+from watch_helpers import one_torch_thread_fixture, train_steps, wait_for, watch_dir_fixture  # noqa: F401 - fixtures
 
 import vgtui
 from vgtui.attach import AttachError, connect, list_watches
@@ -28,17 +27,6 @@ def _model(depth: int = 3, width: int = 8) -> tuple[nn.Module, torch.optim.Optim
         layers += [nn.Linear(width, width), nn.Tanh()]
     model = nn.Sequential(*layers, nn.Linear(width, 2))
     return model, torch.optim.SGD(model.parameters(), lr=0.1)
-
-
-def _train(model: nn.Module, opt: torch.optim.Optimizer, w, steps: int) -> None:
-    x = torch.randn(32, model[0].in_features)
-    y = (x[:, 0] > 0).long()
-    for _ in range(steps):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        w.log(loss=loss)
-        opt.step()
 
 
 def _frames(sock: socket.socket, timeout: float = 3.0) -> list[dict]:
@@ -75,7 +63,7 @@ def test_tcp_needs_the_token(watch_dir):
         with pytest.raises(AttachError, match="token"):
             connect(f"tcp://127.0.0.1:{port}", token="wrong")
         session = connect(f"tcp://127.0.0.1:{port}", token_file=str(w.token_file))
-        _train(model, opt, w, 5)
+        train_steps(model, opt, w, 5)
         wait_for(lambda: session.latest() is not None and session.latest().step == 5, 30, "step 5")
         session.stop()
     assert not w.token_file.exists()
@@ -107,7 +95,7 @@ def test_bad_frames_are_refused_and_the_hub_goes_on(watch_dir, payload):
             s.sendall(struct.pack("<I", INBOUND_MAX + 1))
             kinds = [f["t"] for f in _frames(s)]
         assert "notice" in kinds and kinds[-1] == "refused"
-        _train(model, opt, w, 3)
+        train_steps(model, opt, w, 3)
         wait_for(lambda: good.latest() is not None and good.latest().step == 3, 30, "the good viewer")
         good.stop()
 
@@ -125,7 +113,7 @@ def test_a_viewer_that_never_reads_stays_bounded(watch_dir, monkeypatch):
     reader = connect("stall")
     wait_for(lambda: len(w.viewer_stats()) == 2, 30, "two viewers")
     steps = 1500
-    _train(model, opt, w, steps)
+    train_steps(model, opt, w, steps)
     wait_for(lambda: reader.latest() is not None and reader.latest().step == steps, 20, "the reading viewer")
     stats = {s["id"]: s for s in w.viewer_stats()}
     slow, fast = stats[1], stats[2]

@@ -53,3 +53,18 @@ def one_torch_thread_fixture():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def train_steps(model, opt, w, steps: int) -> None:
+    """`steps` steps of a user's loop on a fixed random batch (the first layer's input width), logged to `w`."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.randn(32, model[0].in_features)
+    y = (x[:, 0] > 0).long()
+    for _ in range(steps):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        w.log(loss=loss)
+        opt.step()
