@@ -1,6 +1,10 @@
 """A user-style training loop bare, under vgtui.watch (default cadence, one viewer attached from another process),
-and under nn-htop-style hooks (forward + register_full_backward_hook on every leaf, .item() in each): interleaved
-repeats, process CPU time per step (this process's threads, the hub included) and wall time; medians and ratios.
+and under nn-htop-style hooks (forward + register_full_backward_hook on every leaf, .item() in each).
+
+Measured as many short blocks, interleaved in rotating order (the box's own speed drifts by tens of percent over a
+minute when it is shared; a ratio of two long runs taken one after the other measures that drift): per round, the
+bare block's time over the variant's, for wall time (steps/s, the headline) and this process's CPU time (its
+threads, the hub included); the median over the rounds.
 
 Also the cost of vgtui's own work: the step hooks on a step without a publish, the training thread's part of a
 publish (cat, transfer, hand-over) and the hub thread's part (unpack, history, diagnosis, encode, write).
@@ -143,20 +147,21 @@ def overheads(base: nn.Module, steps: int) -> dict[str, float]:
 
 
 def run(repeats: int = 5, steps: int = 300) -> dict[str, dict]:
+    """`repeats` x 12 rounds of one block per variant; a block is steps // 15 steps (20x64) or steps // 50 (8x512)."""
     torch.set_num_threads(1)
     os.environ.setdefault("VGTUI_DIR", tempfile.mkdtemp(prefix="vgtui-bench-"))
     results: dict[str, dict] = {}
     for label, (depth, width, act) in MODELS.items():
         torch.manual_seed(0)
         base = mlp(depth, width, act)
-        n = steps if width < 256 else max(steps // 4, 30)
+        n = max(steps // 15, 5) if width < 256 else max(steps // 50, 3)
         loops = {k: Loop(k, base, f"bench-{label}-{os.getpid()}") for k in ("bare", "watch", "htop")}
         cpu: dict[str, list[float]] = {k: [] for k in loops}
         wall: dict[str, list[float]] = {k: [] for k in loops}
         for loop in loops.values():
-            loop.steps(20)  # warm up
+            loop.steps(3 * n)  # warm up
         order = list(loops)
-        for r in range(repeats):
+        for r in range(12 * repeats):
             for kind in order[r % 3 :] + order[: r % 3]:  # interleaved, rotated
                 c0, w0 = time.process_time(), time.perf_counter()
                 loops[kind].steps(n)
@@ -164,17 +169,18 @@ def run(repeats: int = 5, steps: int = 300) -> dict[str, dict]:
                 wall[kind].append((time.perf_counter() - w0) / n)
         for loop in loops.values():
             loop.close()
-        med = {k: (statistics.median(cpu[k]), statistics.median(wall[k])) for k in loops}
-        row = {f"{k}_ms_cpu": 1e3 * med[k][0] for k in loops} | {f"{k}_ms_wall": 1e3 * med[k][1] for k in loops}
+        row = {f"{k}_ms_wall": 1e3 * statistics.median(wall[k]) for k in loops}
+        row |= {f"{k}_ms_cpu": 1e3 * statistics.median(cpu[k]) for k in loops}
         for k in ("watch", "htop"):
-            row[f"{k}_ratio_cpu"] = med["bare"][0] / med[k][0]
-            row[f"{k}_ratio_wall"] = med["bare"][1] / med[k][1]
-        row |= overheads(base, n)
+            row[f"{k}_ratio_wall"] = statistics.median(b / v for b, v in zip(wall["bare"], wall[k], strict=True))
+            row[f"{k}_ratio_cpu"] = statistics.median(b / v for b, v in zip(cpu["bare"], cpu[k], strict=True))
+        row["rounds"], row["block_steps"] = 12 * repeats, n
+        row |= overheads(base, 300 if width < 256 else 75)
         results[label] = row
-        print(f"{label:>6}  bare {row['bare_ms_cpu']:.2f} ms/step (cpu)  "
-              f"watch {row['watch_ratio_cpu']:.3f}x (wall {row['watch_ratio_wall']:.3f}x)  "
-              f"nn-htop-style {row['htop_ratio_cpu']:.3f}x (wall {row['htop_ratio_wall']:.3f}x)  |  "
-              f"hooks {row['hooks_light_us']:.0f} us/step, heavy step {row['hooks_heavy_us']:.0f} us every "
-              f"{row['heavy_every']}, publish "
-              f"{row['publish_trainer_us']:.0f} us trainer + {row['publish_hub_us']:.0f} us hub thread")  # fmt: skip
+        print(f"{label:>6}  bare {row['bare_ms_wall']:.2f} ms/step  watch {row['watch_ratio_wall']:.3f}x steps/s "
+              f"(cpu {row['watch_ratio_cpu']:.3f}x)  nn-htop-style {row['htop_ratio_wall']:.3f}x (cpu "
+              f"{row['htop_ratio_cpu']:.3f}x)  |  {row['rounds']} rounds of {n}-step blocks  |  hooks "
+              f"{row['hooks_light_us']:.0f} us/step, heavy step {row['hooks_heavy_us']:.0f} us every "
+              f"{row['heavy_every']}, publish {row['publish_trainer_us']:.0f} us trainer + "
+              f"{row['publish_hub_us']:.0f} us hub thread")  # fmt: skip
     return results

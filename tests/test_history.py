@@ -50,3 +50,30 @@ def test_append_and_add_rows_carry_statistics_alike():
         b.add_rows(np.array([step]), light, stats or None, step, 0.1)
     np.testing.assert_array_equal(a.view()["gain"], b.view()["gain"])
     assert np.isfinite(a.view()["gain"]).all()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_publish_of_many_rows_lands_as_step_by_step_appends_do(seed):
+    """add_rows writes a block at a time where it can: the same rows, statistics and carries as append()."""
+    rng = np.random.default_rng(seed)
+    fast, slow = History(capacity=16, max_layers=4), History(capacity=16, max_layers=4)
+    step = 0
+    for _ in range(60):
+        n = int(rng.integers(1, 40))
+        steps = np.arange(step + 1, step + n + 1)
+        step += n
+        light = rng.random((n, 4 + int(rng.integers(1, 6))))
+        heavy_step = int(rng.choice(steps)) if rng.random() < 0.7 else -1
+        heavy = {"weight_norm": rng.random(3), "gain": rng.random(5)} if heavy_step > 0 else None
+        fast.add_rows(steps, light, heavy, heavy_step, 0.1)
+        for i, s in enumerate(steps):
+            row = light[i]
+            layers = {"grad_norm": row[4:], **(heavy if heavy is not None and s == heavy_step else {})}
+            scalars = {"loss": row[0], "acc": row[1], "lr": 0.1, "grad_total": row[2], "clipped": row[3]}
+            slow.append(int(s), scalars, layers)
+        a, b = fast.view(), slow.view()
+        assert fast.stride == slow.stride and len(a) == len(b) and a.n_layers == b.n_layers
+        np.testing.assert_array_equal(a.steps, b.steps)
+        for name in (*a.scalars, *a.layers):
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert fast.stride >= 64

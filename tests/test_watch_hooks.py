@@ -209,3 +209,33 @@ def test_importing_vgtui_imports_neither_torch_nor_textual_and_watching_no_textu
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_a_big_models_norms_are_taken_beside_the_optimizer_step_and_stay_exact(nesterov):
+    """From 4 MiB of gradients on CPU the norms are taken on a helper thread while step() runs, where the optimizer
+    does not write into the gradients (SGD's nesterov does: there they stay on the training thread)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 4))
+    opt = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9, nesterov=nesterov)
+    x, y = torch.randn(32, 64), torch.randint(0, 4, (32,))
+    expected = []
+    with vgtui.watch(model, opt, name="big", quiet=True, heavy_every=4) as w:
+        s = connect("big")
+        wait_for(lambda: w.viewer_stats(), 30, "the viewer")
+        for _ in range(12):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            w.log(loss=loss)
+            expected.append([float(m.weight.grad.norm()) for m in model if isinstance(m, nn.Linear)])
+            opt.step()
+        helper = w.hooks.helper
+        assert (helper is not None) == (not nesterov)
+    wait_for(lambda: s.ended.is_set(), 30, "the end of the run")
+    view = s.history.view()
+    assert list(view.steps) == list(range(1, 13))
+    np.testing.assert_allclose(view["grad_norm"], np.array(expected), rtol=1e-6)  # as the script's own norm()
+    if helper is not None:
+        wait_for(lambda: not helper._thread.is_alive(), 5, "the norms thread to end with the watch")
+    s.stop()

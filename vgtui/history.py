@@ -121,8 +121,11 @@ class History:
         the heavy per-layer arrays belong to `heavy_step`. Same rows as append() per step, written directly
         (the engine calls this at every publish, up to every step)."""
         extra = [(_ROW[k], v) for k, v in heavy.items() if k in _ROW and v is not None] if heavy else []
+        steps = np.asarray(steps)
         with self._lock:
-            for i, step in enumerate(np.asarray(steps).tolist()):
+            if self._add_block(steps, light, extra, heavy_step, lr):
+                return
+            for i, step in enumerate(steps.tolist()):
                 stats = extra if extra and step == heavy_step else []
                 r = self._slot()
                 if r is None:
@@ -133,6 +136,53 @@ class History:
                 self._scalars[r] = (row[0], row[1], lr, row[2], row[3])  # SCALARS order
                 self._layers[r] = np.nan
                 self._write(r, [(0, row[4:]), *stats])
+
+    def _add_block(self, steps: np.ndarray, light: np.ndarray, extra: list[tuple[int, np.ndarray]],
+                   heavy_step: int, lr: float) -> bool:  # fmt: skip
+        """add_rows' rows written a block at a time, where no compaction falls among them (False: nothing done).
+        The same rows as the step-by-step loop: the stride's kept steps, the statistics of a skipped heavy step
+        (or of one skipped before) on the next kept row."""
+        k = len(steps)
+        kept = np.flatnonzero((self._seen + np.arange(k)) % self._stride == 0)
+        n_k = len(kept)
+        if self._n + n_k > self.capacity or (n_k and light.shape[1] < 4):
+            return False
+        dst = slice(self._n, self._n + n_k)
+        rows = light[kept]
+        self._steps[dst] = steps[kept]
+        scalars = self._scalars[dst]
+        scalars[:, 0], scalars[:, 1], scalars[:, 2], scalars[:, 3], scalars[:, 4] = (
+            rows[:, 0],
+            rows[:, 1],
+            lr,
+            rows[:, 2],
+            rows[:, 3],
+        )  # SCALARS order
+        layers = self._layers[dst]
+        layers[:] = np.nan
+        nl = min(rows.shape[1] - 4, self.max_layers) if n_k else 0
+        layers[:, 0, :nl] = rows[:, 4 : 4 + nl]
+        self._has_stats[dst] = False
+        hits = np.flatnonzero(steps == heavy_step) if extra else []
+        carry, h = self._carry, (int(hits[0]) if len(hits) else None)
+        if carry is not None and n_k and (h is None or kept[0] < h):
+            layers[0, STATS] = carry[STATS]  # a step skipped before this publish: on its first kept row
+            self._has_stats[self._n] = True
+        carry_out = carry if not n_k else None
+        if h is not None:
+            j = int(np.searchsorted(kept, h))  # h itself, or the next kept step after it
+            if j < n_k:
+                nl = max(nl, _fill(layers[j], extra, self.max_layers))
+                self._has_stats[self._n + j] = True
+            else:
+                carry_out = np.full((len(LAYERWISE), self.max_layers), np.nan, dtype=np.float32)
+                nl = max(nl, _fill(carry_out, extra, self.max_layers))
+        self._carry = carry_out
+        self._n_layers = max(self._n_layers, nl)
+        self._seen += k
+        self._n += n_k
+        self.version += 1
+        return True
 
     def _slot(self) -> int | None:
         """The row for the next step, or None where the stride skips it (compacting first when full)."""

@@ -26,19 +26,17 @@ from vgtui.watch.cadence import DEFAULT as DEFAULT_EVERY
 from vgtui.watch.cadence import Cadence
 from vgtui.watch.control import Controls
 from vgtui.watch.dist import several_ranks
+from vgtui.watch.first_step import setup
 from vgtui.watch.handover import CpuPack, CudaTransfer, pack
 from vgtui.watch.layers import (
     ForwardOrder,
     Layer,
-    dominant_activation,
     find_activations,
-    module_path,
     optimizer_params,
-    select,
 )
 from vgtui.watch.light import LightRows
+from vgtui.watch.overlap import NormHelper
 from vgtui.watch.probes import Probes
-from vgtui.watch.remedies import CAPABILITIES
 from vgtui.watch.report import Batch, LayerInfo
 from vgtui.watch.skips import GradResets
 from vgtui.watch.stats import HeavyMeta, Meter, PendingHeavy
@@ -116,6 +114,9 @@ class StepHooks(Controls):
         self._lock = threading.RLock()
         self._train_thread: int | None = None  # the thread that runs optimizer.step()
         self._in_step = False
+        self._plain = False  # the next step is a plain light step (set after each step)
+        self.helper: NormHelper | None = None
+        self._pending = False  # this step's norms are being taken by the helper
         self._cuda = self.params[0].is_cuda
         self._handles = [optimizer.register_step_pre_hook(self.pre), optimizer.register_step_post_hook(self.post)]
 
@@ -125,12 +126,14 @@ class StepHooks(Controls):
         """Values for this step (tensors stay on the device: no sync). Call once per optimizer step."""
         if self.off:
             return
-        if self.resets.seen(self._logs > 0) or self._logs == 0:  # a second log() counts where zero_grad ran
-            self._logs += 1
+        logs = self._logs
+        if self.resets.seen(logs > 0) or logs == 0:  # a second log() counts where zero_grad ran
+            self._logs = logs + 1
         if loss is not None:
-            self._loss, self._logged = _kept(loss), True
+            self._loss = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
+            self._logged = True
         if acc is not None:
-            self._acc = _kept(acc)
+            self._acc = acc.detach() if isinstance(acc, torch.Tensor) else float(acc)
         for name, value in metrics.items():
             if isinstance(value, torch.Tensor):
                 self._metric_tensors[name] = value.detach()
@@ -153,6 +156,28 @@ class StepHooks(Controls):
             return
         self._train_thread = threading.get_ident()
         with self._lock:
+            if self._plain and self._logs <= 1 and self.clip is None and self.lr_factor == 1.0:
+                # the usual step: the gradient norms, nothing else (a gradient that is None takes the full path);
+                # a big CPU model's on the helper thread during the step (vgtui.watch.overlap)
+                meter, helper = self.meter, self.helper
+                grads = [w.grad for w in meter.weights]
+                try:
+                    if helper is None:
+                        self._row = (meter.plan.norms(grads), self._loss, self._acc, None)
+                    elif any(g is None for g in grads):
+                        raise TypeError("a gradient is None")
+                    else:
+                        helper.submit(grads)
+                        self._row, self._pending = (None, self._loss, self._acc, None), True
+                except TypeError:
+                    pass
+                except Exception as exc:  # noqa: BLE001 - never into the user's loop
+                    self._core_failed(exc)
+                    return
+                else:
+                    self._loss = self._acc = None
+                    self._logs = 0
+                    return
             self._pre()
 
     def _pre(self) -> None:
@@ -166,8 +191,8 @@ class StepHooks(Controls):
             if self._logs > 1:
                 self._skipped(self._logs - 1)
             self._logs = 0
-            singles, groups, clipped = meter.light(meter.grads(), self.clip)
-            self._row = ((singles, groups), self._loss, self._acc, clipped)
+            norms, clipped = meter.light(meter.grads(), self.clip)
+            self._row = (norms, self._loss, self._acc, clipped)
             self._loss = self._acc = None
             if self.heavy_due(self.step + 1) and "heavy" not in self._disabled:
                 self._heavy = meter.before_step(self.hist_layer, True)
@@ -184,9 +209,15 @@ class StepHooks(Controls):
                 return
             with self._lock:
                 self._post()
-            self.cadence.step_done(self.step)
-            self._gate() if self.dist is None else self.dist.gate(self)
-            self.cadence.resumed()
+            cadence = self.cadence
+            cadence.step_done(self.step)
+            if self.dist is not None:
+                self.dist.gate(self)
+            elif self.status == "paused":
+                self._gate()
+            cadence.resumed()
+            # whether the next step is a plain one: a light step of a single-process run (see pre)
+            self._plain = self.dist is None and self.meter is not None and not cadence.due(self.step + 1)
         finally:
             self._in_step = False
 
@@ -203,19 +234,30 @@ class StepHooks(Controls):
 
     def _post(self) -> None:
         try:
-            self._restore_lr()
-            self.step += 1
-            self._last_post = time.monotonic()
-            if self._row is not None and self.rows is not None:
-                self.rows.add(*self._row)
-                self._steps.append(self.step)
+            if self._saved_lr is not None:
+                self._restore_lr()
+            step = self.step = self.step + 1
+            self._last_post = now = time.monotonic()
+            row, rows = self._row, self.rows
+            if self._pending and row is not None:
+                self._pending = False
+                row = (self.helper.take(), *row[1:])
+            if row is not None and rows is not None:
+                rows.add(*row)
+                self._steps.append(step)
                 self._row = None
-                self.userclip.file(len(self._steps) - 1)
-            self._finish_heavy()
-            self._drain() if self.dist is None else self.dist.sync(self)
+                if self.userclip.factor is not None:
+                    self.userclip.file(len(self._steps) - 1)
+            probes = self.probes
+            if self._heavy is not None or probes.armed or probes.failures or self.heavy_due(step + 1):
+                self._finish_heavy()
+            if self.dist is not None:
+                self.dist.sync(self)
+            elif self.hub is not None and not self.hub.commands.empty():
+                self._drain()
             if self.status == "paused" and self._steps_left > 0:
                 self._steps_left -= 1
-            if time.monotonic() >= self._next_publish or (self.status == "paused" and self._steps_left == 0):
+            if now >= self._next_publish or (self.status == "paused" and self._steps_left == 0):
                 self.publish()
         except Exception as exc:  # noqa: BLE001
             self._core_failed(exc)
@@ -223,52 +265,7 @@ class StepHooks(Controls):
     # ------------------------------------------------------------------ internals
 
     def _setup(self) -> None:
-        found = self.order.finish()
-        self.swap.finish()
-        keep = self.keep
-        if keep is not None and not callable(keep):
-            wanted = {k if isinstance(k, str) else id(k) for k in keep}
-
-            def keep_fn(name: str) -> bool:
-                return name in wanted or any(id(la.module) in wanted for la in found if la.name == name)
-
-        else:
-            keep_fn = keep
-        self.layers, note = select(found, keep_fn)
-        if note:
-            self._notices.append(("info", note))
-        if self.dist is None:
-            self.meter = Meter(self.params, self.layers, self.copy_limit)
-        else:
-            self.meter = self.dist.meter(self, self.params, self.layers, self.copy_limit)
-        self.rows = LightRows(self.meter.plan)
-        if not self.meter.copy_on:
-            mb = self.meter.copy_bytes / 2**20
-            self._notices.append(
-                (
-                    "info",
-                    f"update size off: the shown weights take {mb:.0f} MiB (limit "
-                    f"{self.copy_limit / 2**20:.0f} MiB, copy_limit_mb= raises it)",
-                )
-            )
-        self.probes.relayer(self.layers)
-        block_names = tuple(module_path(self.model, b) for b in self.blocks)
-        self.info = LayerInfo(
-            tuple(la.name for la in self.layers),
-            self.meter.layer_cols,
-            self.meter.numel,
-            dominant_activation(self.acts),
-            type(self.optimizer).__name__,
-            block_names,
-            tuple(self.probes.block_layer),
-            CAPABILITIES + self.swap.capabilities,
-        )
-        if not self.acts:
-            self._notices.append(
-                ("info", "no activation modules found (F.* calls?): slope, saturation and dead units are not measured")
-            )
-        if self.heavy_due(2):
-            self.probes.arm()
+        setup(self)
 
     def _finish_heavy(self) -> None:
         pending, probes, meter = self._heavy, self.probes, self.meter
@@ -378,12 +375,7 @@ class StepHooks(Controls):
         self.order.finish()
         self.swap.finish()
         self.userclip.disarm()
+        if self.helper is not None:
+            self.helper.close()
         if self.probes is not None:
             self.probes.disarm()
-
-
-def _kept(value: Any) -> Any:
-    """A logged value as vgtui keeps it until the step: a detached tensor (no copy, no sync) or a float."""
-    if isinstance(value, torch.Tensor):
-        return value.detach()
-    return float(value)

@@ -133,6 +133,12 @@ class ShapeBook:
                 if isinstance(p, torch.Tensor):
                     self.shapes[id(p)] = torch.Size(shape)
 
+    @property
+    def measures(self) -> bool:
+        """Whether this rank takes the statistics: every rank of a sharded model (each holds a part), rank 0 alone
+        under DDP (the others would compute the same numbers only to drop them)."""
+        return self.info.sharded or self.rank0
+
     def ndim(self, p: torch.Tensor) -> int:
         shape = self.shapes.get(id(p))
         return len(shape) if shape is not None else p.dim()
@@ -187,14 +193,24 @@ class DistSync:
     def rank0(self) -> bool:
         return self.info.rank == 0
 
+    @property
+    def measures(self) -> bool:
+        """Whether this rank takes the statistics: every rank of a sharded model (each holds a part), rank 0 alone
+        under DDP (the others would compute the same numbers only to drop them)."""
+        return self.info.sharded or self.rank0
+
     def ndim(self, p: torch.Tensor) -> int:
         return self.book.ndim(p)
 
     def meter(self, hooks: Any, params: list[torch.Tensor], layers: list, copy_limit: int) -> Any:
         if not self.info.sharded:
+            from vgtui.watch.light import LightPlan
             from vgtui.watch.stats import Meter
 
-            return Meter(params, layers, copy_limit)
+            meter = Meter(params, layers, copy_limit)
+            if not self.measures:  # DDP: rank 0's (averaged) gradients are every rank's; the others only clip
+                meter.plan = LightPlan([])
+            return meter
         from vgtui.watch.shard import ShardMeter
 
         return ShardMeter(

@@ -28,11 +28,12 @@ def pack(rows: LightRows | None, heavies: list[torch.Tensor], metrics: list[torc
          batch: Batch) -> torch.Tensor | None:  # fmt: skip
     """A publish's numbers in one flat float32 tensor (None: none), its light layout set on `batch`: the every-step
     norms, each heavy step's tensor, then the metrics' values."""
-    parts, batch.light = rows.pack() if rows is not None and len(rows) else ([], None)
-    parts += heavies
-    if metrics:
-        parts.append(torch.stack([scalar(t) for t in metrics]))
-    return (torch.cat(parts) if len(parts) > 1 else parts[0]) if parts else None
+    with torch.no_grad():  # the logged tensors are kept as given
+        parts, batch.light = rows.pack() if rows is not None and len(rows) else ([], None)
+        parts += heavies
+        if metrics:
+            parts.append(torch.stack([scalar(t) for t in metrics]))
+        return (torch.cat(parts) if len(parts) > 1 else parts[0]) if parts else None
 
 
 class CpuPack:

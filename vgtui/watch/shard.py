@@ -25,26 +25,11 @@ import torch
 import torch.distributed as dist
 
 from vgtui.contract import HIST_BINS, HIST_HI, HIST_LO
-from vgtui.engine.telemetry import Scratch
 from vgtui.watch.layers import Layer
+from vgtui.watch.light import LightPlan
 from vgtui.watch.stats import HeavyMeta, Meter, PendingHeavy
 
 F32 = torch.float32
-
-
-class LocalPlan:
-    """The light plan of a sharded model: every local gradient norm'd by one _foreach_norm, in layer order (local
-    shapes differ between ranks, so no grouping by shape: the packed vector must mean the same on every rank)."""
-
-    def __init__(self, n: int) -> None:
-        self.singles = list(range(n))
-        self.groups: list = []
-        self.sizes: list[int] = []
-        self.keys: list[str] = []
-        self.pos = np.arange(n, dtype=np.intp)
-
-    def norms(self, grads: list[torch.Tensor], _scratch: Scratch) -> tuple[list[torch.Tensor], list]:
-        return (list(torch._foreach_norm(grads)) if grads else []), []
 
 
 def local(t: torch.Tensor) -> torch.Tensor:
@@ -72,7 +57,7 @@ class ShardMeter(Meter):
         self.originals = [layer.param for layer in layers]
         super().__init__(params, layers, copy_limit_bytes)
         self.weights = [local(p).detach() for p in self.originals]
-        self.plan = LocalPlan(len(self.weights))
+        self.plan = LightPlan([torch.float32] * len(self.weights))  # local shapes differ between ranks: no grouping
         self.layer_cols = self.plan.pos
         self.numel = np.array([global_numel(p) for p in self.originals], dtype=np.float64)
         self.copy_bytes = sum(w.numel() * w.element_size() for w in self.weights)
@@ -94,7 +79,7 @@ class ShardMeter(Meter):
             out.append(local(g) if g is not None else torch.zeros_like(w))
         return out
 
-    def light(self, grads: list[torch.Tensor], clip: float | None) -> tuple[list, list, tuple | None]:
+    def light(self, grads: list[torch.Tensor], clip: float | None) -> tuple[torch.Tensor | None, tuple | None]:
         """The shown weights' global gradient norms, with the loss and accuracy as means over the ranks (they replace
         the logged ones in the hooks); one all_reduce. With `clip`, every local gradient is scaled by the global
         clip factor (the total over every updated parameter, replicated ones counted once)."""
@@ -118,12 +103,12 @@ class ShardMeter(Meter):
                 hooks._loss = vec[n + 1] / self.world
             if acc is not None:
                 hooks._acc = vec[n + 2] / self.world
-            singles = list(norms.unbind()) if n else []
+            norms = norms if n else None
             if clip is None:
-                return singles, [], None
+                return norms, None
             global_total = vec[n].sqrt()
             torch._foreach_mul_(live, (clip / (global_total + 1e-6)).clamp(max=1.0))
-            return singles, [], (global_total, global_total > clip)
+            return norms, (global_total, global_total > clip)
 
     # ------------------------------------------------------------------ heavy steps
 

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from vgtui.contract import HIST_BINS, HIST_HI, HIST_LO
-from vgtui.engine.telemetry import Scratch
 from vgtui.watch.layers import Layer
 from vgtui.watch.light import LightPlan
 from vgtui.watch.probes import ActMeta, Probes
@@ -52,11 +51,10 @@ class Meter:
     def __init__(self, params: list[torch.Tensor], layers: list[Layer], copy_limit_bytes: int) -> None:
         self.params = params
         self.weights = [layer.param for layer in layers]
-        # every step measures the shown weight matrices only: each further tensor is one more op on a cold cache
+        # every step measures the shown weight matrices only: each further tensor is more work on a cold cache
         # (biases, norms: ~30 us a step in place on the 20x64 MLP, ~1 % of its step); grad_total is their total
-        self.plan = LightPlan([w.shape for w in self.weights])
+        self.plan = LightPlan([w.dtype for w in self.weights])
         self.layer_cols = self.plan.pos
-        self.scratch = Scratch()
         device = params[0].device if params else torch.device("cpu")
         self.nan = torch.full((), math.nan, device=device)
         self.zero = torch.zeros((), device=device)
@@ -75,18 +73,18 @@ class Meter:
             grads = [g if g is not None else torch.zeros_like(w) for g, w in zip(grads, self.weights, strict=True)]
         return grads  # type: ignore[return-value]
 
-    def light(self, grads: list[torch.Tensor], clip: float | None) -> tuple[list, list, tuple | None]:
-        """This step's gradient norms of the shown weights (singles, groups: see LightPlan); with `clip`, every
-        updated parameter's gradient is then clipped in place by the total over all of them, as clip_grad_norm_
-        does (so the shown norms are the ones before clipping), and (that total, clipped) come back too."""
+    def light(self, grads: list[torch.Tensor], clip: float | None) -> tuple[torch.Tensor | None, tuple | None]:
+        """This step's gradient norms of the shown weights (see LightPlan); with `clip`, every updated parameter's
+        gradient is then clipped in place by the total over all of them, as clip_grad_norm_ does (so the shown
+        norms are the ones before clipping), and (that total, clipped) come back too."""
         with torch.no_grad():
-            singles, groups = self.plan.norms(grads, self.scratch)
+            norms = self.plan.norms(grads)
             if clip is None:
-                return singles, groups, None
+                return norms, None
             live = [p.grad for p in self.params if p.grad is not None]
             total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(live)))
             torch._foreach_mul_(live, (clip / (total + 1e-6)).clamp(max=1.0))
-            return singles, groups, (total, total > clip)
+            return norms, (total, total > clip)
 
     # ------------------------------------------------------------------ heavy steps
 
