@@ -1,8 +1,9 @@
 """`python -m benchmarks watch --world 2`: a DDP training loop bare and under vgtui.watch (default cadence, one viewer
 attached to rank 0), on `world` ranks launched by torchrun (gloo, CPU, one torch thread per rank). Both variants
-live in the same processes and are stepped in interleaved, rotated repeats; steps/s from wall time (the ranks move
-in lockstep) and each rank's process CPU time; medians and ratios (watched / bare). Also an FSDP2 loop bare and
-watched: under FSDP the every-step path adds one all_reduce of (layers + 3) floats.
+live in the same processes and are stepped in many short blocks, interleaved in rotating order (as
+benchmarks.watch_speed: the box's own drift cancels); per round the bare block's time over the watched one's, from
+wall time (the ranks move in lockstep: steps/s) and rank 0's process CPU time; the medians over the rounds. Also
+an FSDP2 loop bare and watched: under FSDP the every-step path adds one all_reduce of (layers + 3) floats.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def _worker(out: str, repeats: int, steps: int) -> None:
         depth, width, act = MODELS[label]
         torch.manual_seed(0)
         base = mlp(depth, width, act)
-        n = steps if width < 256 else max(steps // 4, 30)
-        n = n if wrapper == "DDP" else max(n // 10, 10)  # FSDP2 on gloo/CPU: ~100 ms a step on this box
+        n = max(steps // 15, 5) if width < 256 else max(steps // 50, 3)
+        n = n if wrapper == "DDP" else max(n // 4, 3)  # FSDP2 on gloo/CPU: ~100 ms a step on this box
         loops = {
             "bare": Loop(wrapped(wrapper, base), None),
             "watch": Loop(wrapped(wrapper, base), f"bench-{wrapper}-{label}-{os.getpid()}"),
@@ -95,7 +96,7 @@ def _worker(out: str, repeats: int, steps: int) -> None:
         for loop in loops.values():
             loop.steps(20)  # warm up
         order = list(loops)
-        for r in range(repeats):
+        for r in range(12 * repeats):
             for kind in order[r % 2 :] + order[: r % 2]:  # interleaved, rotated
                 dist.barrier()
                 c0, w0 = time.process_time(), time.perf_counter()
@@ -106,13 +107,14 @@ def _worker(out: str, repeats: int, steps: int) -> None:
         watched_s = sum(wall["watch"]) * n
         for loop in loops.values():
             loop.close()
-        med = {k: (statistics.median(cpu[k]), statistics.median(wall[k])) for k in loops}
+        each = [b / w for b, w in zip(wall["bare"], wall["watch"], strict=True)]
         return {
-            "bare_steps_per_s": 1 / med["bare"][1],
-            "watch_steps_per_s": 1 / med["watch"][1],
-            "ratio_wall": med["bare"][1] / med["watch"][1],
-            "ratio_cpu": med["bare"][0] / med["watch"][0],
-            "ratio_wall_each": [b / w for b, w in zip(wall["bare"], wall["watch"], strict=True)],
+            "bare_steps_per_s": 1 / statistics.median(wall["bare"]),
+            "watch_steps_per_s": 1 / statistics.median(wall["watch"]),
+            "ratio_wall": statistics.median(each),
+            "ratio_cpu": statistics.median(b / w for b, w in zip(cpu["bare"], cpu["watch"], strict=True)),
+            "ratio_wall_quartiles": statistics.quantiles(each, n=4),
+            "rounds": len(each),
             "collectives": sync.collectives,
             "collective_us": 1e6 * sync.collective_s / max(sync.collectives, 1),
             "collective_share": sync.collective_s / watched_s,
@@ -124,8 +126,8 @@ def _worker(out: str, repeats: int, steps: int) -> None:
         if rank == 0:
             print(f"{wrapper:>5} {label:>6} x{world} ranks  bare {row['bare_steps_per_s']:7.1f} steps/s  "
                   f"watch {row['watch_steps_per_s']:7.1f} steps/s  ratio {row['ratio_wall']:.3f}x wall "
-                  f"({row['ratio_cpu']:.3f}x cpu, rank 0's process); each repeat "
-                  f"{' '.join(f'{r:.2f}' for r in row['ratio_wall_each'])}; vgtui's collectives: "
+                  f"({row['ratio_cpu']:.3f}x cpu, rank 0's process); {row['rounds']} rounds, quartiles "
+                  f"{' '.join(f'{r:.3f}' for r in row['ratio_wall_quartiles'])}; vgtui's collectives: "
                   f"{row['collectives']} of {row['collective_us']:.0f} us, {100 * row['collective_share']:.2f} % of "
                   "the watched loop's time", flush=True)  # fmt: skip
     if rank == 0:

@@ -178,29 +178,6 @@ def test_device_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
         pick_device("cuda")
 
 
-def test_history_add_rows_writes_what_append_writes():
-    rng = np.random.default_rng(0)
-    fast, slow = History(capacity=8, max_layers=4), History(capacity=8, max_layers=4)
-    step = 0
-    for batch in range(12):
-        n = int(rng.integers(1, 4))
-        steps = np.arange(step + 1, step + n + 1)
-        step += n
-        light = rng.random((n, 4 + 5))
-        heavy = {"weight_norm": rng.random(5), "gain": rng.random(5)} if batch % 3 else None
-        fast.add_rows(steps, light, heavy, int(steps[-1]), 0.1)
-        for i, s in enumerate(steps):
-            row = light[i]
-            layers = {"grad_norm": row[4:], **(heavy if heavy is not None and s == steps[-1] else {})}
-            scalars = {"loss": row[0], "acc": row[1], "lr": 0.1, "grad_total": row[2], "clipped": row[3]}
-            slow.append(int(s), scalars, layers)
-    a, b = fast.view(), slow.view()
-    assert fast.stride == slow.stride > 1 and len(a) == len(b) and a.n_layers == b.n_layers == 4
-    np.testing.assert_array_equal(a.steps, b.steps)
-    for name in (*a.scalars, *a.layers):
-        np.testing.assert_array_equal(a[name], b[name])
-
-
 def test_fast_heavy_steps_published_together_still_reach_history_and_subscriber_one_by_one():
     records = []
     steps = 120

@@ -181,6 +181,7 @@ class StepHooks(Controls):
             self._pre()
 
     def _pre(self) -> None:
+        self._pending = False  # (the helper's last result, where a step() raised before its post-hook, is stale)
         try:
             if self.layers is None:
                 self._setup()
