@@ -3,6 +3,7 @@ vgtui's hooks never reach the user's loop; the run log it records replays."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -213,8 +214,10 @@ def test_importing_vgtui_imports_neither_torch_nor_textual_and_watching_no_textu
 
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_a_big_models_norms_are_taken_beside_the_optimizer_step_and_stay_exact(nesterov):
-    """From 4 MiB of gradients on CPU the norms are taken on a helper thread while step() runs, where the optimizer
-    does not write into the gradients (SGD's nesterov does: there they stay on the training thread)."""
+    """From 4 MiB of gradients on CPU, with a core to spare, the norms are taken on a helper thread while step() runs,
+    where the optimizer does not write into the gradients (SGD's nesterov does: there they stay on the training
+    thread)."""
+    assert torch.get_num_threads() == 1 and (os.cpu_count() or 1) >= 2  # one torch thread here: a core to spare
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(64, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 4))
     opt = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9, nesterov=nesterov)

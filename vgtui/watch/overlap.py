@@ -9,12 +9,15 @@ pairs of blocks, wall time, the norms alone): bare / with the norms on the train
 0.918x), so only from MIN_BYTES of gradients on.
 
 Only where step() does not write into the gradients: torch.optim.SGD without nesterov (its foreach path adds the
-momentum into them), Adam and AdamW, none `differentiable` or `fused`. Other optimizers, vgtui's own clipping (it
-scales the gradients after measuring), heavy steps and several ranks take the norms on the training thread.
+momentum into them), Adam and AdamW, none `differentiable` or `fused`; and only where torch leaves a core free
+(fewer intra-op threads than cores: with one per core both threads' ops would share them, and the norms are
+parallel already). Other optimizers, vgtui's own clipping (it scales the gradients after measuring), heavy steps
+and several ranks take the norms on the training thread.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -30,6 +33,8 @@ def overlap_ok(optimizer: torch.optim.Optimizer, weights: list[torch.Tensor]) ->
     if type(optimizer) not in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
         return False
     if any(w.is_cuda for w in weights) or sum(w.numel() * w.element_size() for w in weights) < MIN_BYTES:
+        return False
+    if torch.get_num_threads() >= (os.cpu_count() or 1):
         return False
     return not any(g.get(k) for g in optimizer.param_groups for k in ("nesterov", "differentiable", "fused"))
 
