@@ -5,20 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from helpers import preset
+from helpers import one_thread, preset  # noqa: F401 - one_thread: autouse fixture
 
 from vgtui.engine.pair import TrainerPair, fork_trainer
 from vgtui.engine.toggles import ToggleError, compare_label, parse_compare
 from vgtui.engine.trainer import Trainer
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def losses(trainer: Trainer) -> np.ndarray:

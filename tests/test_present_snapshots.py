@@ -6,6 +6,7 @@ Update the baselines with `pytest tests/test_present_snapshots.py --snapshot-upd
 
 from __future__ import annotations
 
+from pilot_helpers import settle
 from test_present import Sessions, lesson
 
 from vgtui.tui.app import PENDING_SHOWN
@@ -20,12 +21,6 @@ except ImportError:  # tests/ imported as a package
 def question_step() -> tuple[PresentApp, Sessions]:
     sessions = Sessions()
     return PresentApp(lesson(), sessions, refresh_hz=0.5, start=3, load_preset=fake_config), sessions
-
-
-async def settle(pilot) -> None:
-    await pilot.pause()
-    pilot.app.poll()
-    await pilot.pause()
 
 
 def test_present_asks_the_room_120x36(snap_compare):

@@ -4,6 +4,8 @@ comparison keeping the chosen run; every chart, the status bar and the panels sh
 
 from __future__ import annotations
 
+from pilot_helpers import settle, small_config, until
+
 from vgtui.contract import EndCompare, Fork, Pause, Seek, Target, Toggle
 from vgtui.tui.app import VgtuiApp
 from vgtui.tui.help import HelpScreen, help_markdown
@@ -25,12 +27,6 @@ def comparing(kind: str = "mlp") -> tuple[VgtuiApp, FakeCompareSession]:
     fake.fork(REMEDY if kind == "mlp" else (Toggle("cell", "lstm"),))
     fake.advance(200)
     return VgtuiApp(fake.config, lambda cfg: fake, refresh_hz=0.5), fake
-
-
-async def settle(pilot) -> None:
-    await pilot.pause()
-    pilot.app.poll()
-    await pilot.pause()
 
 
 def test_compare_80x24(snap_compare):
@@ -128,42 +124,28 @@ def test_help_lists_the_compare_keys():
 
 async def test_the_keys_drive_a_real_comparison():
     """f, a toggle key, w and F against the real engine (CompareSession in a thread)."""
-    import asyncio
-    import time
-
-    from vgtui.config import apply_sets
     from vgtui.engine.compare import CompareSession
-    from vgtui.presets import resolve
 
-    cfg = apply_sets(resolve("deep-sigmoid"), ["model.depth=6", "model.width=16", "train.log_every=5"])
+    cfg = small_config()
     session = CompareSession(cfg, device="cpu")
     app = VgtuiApp(cfg, lambda c: session, refresh_hz=10)
 
-    async def until(predicate, timeout: float = 30.0) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            await pilot.pause()
-            if predicate():
-                return True
-            await asyncio.sleep(0.05)
-        return False
-
     async with app.run_test(size=(160, 50)) as pilot:
-        assert await until(lambda: (s := session.latest()) is not None and s.step > 20)
+        assert await until(lambda: (s := session.latest()) is not None and s.step > 20, pilot, 30)
         await pilot.press("f")
-        assert await until(lambda: session.b is not None and app.snap is not None and app.snap.compare is not None)
+        assert await until(lambda: session.b is not None and app.snap and app.snap.compare is not None, pilot, 30)
         await pilot.press("a")  # to B: sigmoid -> tanh
-        assert await until(lambda: session.b.trainer.state.activation == "tanh")
+        assert await until(lambda: session.b.trainer.state.activation == "tanh", pilot, 30)
         assert session.trainer.state.activation == "sigmoid"
-        assert await until(lambda: app.snap.compare.label.startswith("B: tanh @ "))
-        assert await until(lambda: "A L1" in app.query_one("#grad-history").rendered_text())
+        assert await until(lambda: app.snap.compare.label.startswith("B: tanh @ "), pilot, 30)
+        assert await until(lambda: "A L1" in app.query_one("#grad-history").rendered_text(), pilot, 30)
         await pilot.press("w")
         await pilot.press("i")  # to A
-        assert await until(lambda: session.trainer.state.init == "xavier")
+        assert await until(lambda: session.trainer.state.init == "xavier", pilot, 30)
         await pilot.press("F")
         await pilot.pause()
         await pilot.press("a")  # keep A
-        assert await until(lambda: session.b is None and app.snap.compare is None)
+        assert await until(lambda: session.b is None and app.snap.compare is None, pilot, 30)
         assert session.trainer.state.init == "xavier" and session.trainer.state.activation == "sigmoid"
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from pilot_helpers import settle
 
 from vgtui.contract import Toggle
 from vgtui.tui.app import VgtuiApp, theme_name
@@ -35,12 +36,6 @@ def make_app(steps: int = 50, kind: str = "mlp", **kw) -> tuple[VgtuiApp, FakeSe
 
 def text_of(widget) -> str:
     return "\n".join(line.text for line in widget.render_lines(widget.region.reset_offset))
-
-
-async def settle(pilot) -> None:
-    await pilot.pause()
-    pilot.app.poll()
-    await pilot.pause()
 
 
 @pytest.mark.asyncio

@@ -8,27 +8,13 @@ import threading
 import time
 
 import pytest
+from pilot_helpers import small_config, until
 
-from vgtui.config import apply_sets
 from vgtui.engine.session import Session
 from vgtui.presets import resolve
 from vgtui.tui.app import VgtuiApp
 from vgtui.tui.charts import LossChart
 from vgtui.tui.panels import StatusBar
-
-
-def small_config():
-    return apply_sets(resolve("deep-sigmoid"), ["model.depth=6", "model.width=16", "train.log_every=5"])
-
-
-async def until(predicate, pilot, timeout: float = 15.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        await pilot.pause()
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 def status_text(app: VgtuiApp) -> str:
