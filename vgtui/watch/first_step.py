@@ -51,7 +51,6 @@ def setup(hooks: Any) -> None:
     block_names = tuple(module_path(hooks.model, b) for b in hooks.blocks)
     hooks.info = LayerInfo(
         tuple(la.name for la in hooks.layers),
-        hooks.meter.layer_cols,
         hooks.meter.numel,
         dominant_activation(hooks.acts),
         type(hooks.optimizer).__name__,

@@ -20,12 +20,11 @@ F32 = torch.float32
 
 
 class LightPlan:
-    """Which gradients are norm'd each step: `n` of them, by one _foreach_norm (float32 norms even for half-precision
-    gradients, which could overflow). `pos[i]`: where weight i's norm lands in a host row of norms."""
+    """Which gradients are norm'd each step: `n` of them, in layer order, by one _foreach_norm (float32 norms even
+    for half-precision gradients, which could overflow)."""
 
     def __init__(self, dtypes: list[torch.dtype]) -> None:
         self.n = len(dtypes)
-        self.pos = np.arange(self.n, dtype=np.intp)
         self.cast = any(d != F32 for d in dtypes)
 
     def norms(self, grads: list[torch.Tensor]) -> torch.Tensor | None:
@@ -113,7 +112,7 @@ def scalar(t: torch.Tensor) -> torch.Tensor:
 
 
 def unpack_light(flat: np.ndarray, layout: LightLayout) -> np.ndarray:
-    """The (k, 4 + layers) rows [loss, acc, total grad norm, clipped, norms in plan order] from what LightRows.pack
+    """The (k, 4 + layers) rows [loss, acc, total grad norm, clipped, norms in layer order] from what LightRows.pack
     sent (float64 `flat`, from its first value). The total is over the measured weights (the shown layers); where
     vgtui clipped, over every updated parameter, as clip_grad_norm_ sums it."""
     k, n = layout.k, layout.n

@@ -36,7 +36,6 @@ class LayerInfo:
     """What the host knows of the watched model's shown layers (fixed after the first step)."""
 
     names: tuple[str, ...]
-    cols: np.ndarray  # where each shown layer's gradient norm sits in a light row's norms
     numel: np.ndarray
     activation: str  # the activation its modules use most ("none": F.* calls)
     optimizer: str
@@ -81,7 +80,7 @@ class Reporter:
         self.n_events = 0
         self.notices: deque[Notice] = deque(maxlen=MAX_NOTICES)
         self._seq = 0
-        self.layers = LayerInfo((), np.zeros(0, int), np.zeros(0), "none", "?")
+        self.layers = LayerInfo((), np.zeros(0), "none", "?")
         self.step = 0
         self.loss = self.acc = self.grad_total = math.nan
         self.clipped = False
@@ -122,8 +121,7 @@ class Reporter:
         k = len(batch.steps)
         if k and batch.light is not None:
             flat = batch.flat.astype(np.float64)
-            light = unpack_light(flat, batch.light)
-            shown = np.concatenate([light[:, :4], light[:, 4:][:, info.cols]], axis=1)
+            shown = unpack_light(flat, batch.light)
             at = batch.light.size
             heavy = None
             segments: list[tuple[int, int, dict | None]] = []  # (end row, heavy step, its statistics)

@@ -58,7 +58,6 @@ class ShardMeter(Meter):
         super().__init__(params, layers, copy_limit_bytes)
         self.weights = [local(p).detach() for p in self.originals]
         self.plan = LightPlan([torch.float32] * len(self.weights))  # local shapes differ between ranks: no grouping
-        self.layer_cols = self.plan.pos
         self.numel = np.array([global_numel(p) for p in self.originals], dtype=np.float64)
         self.copy_bytes = sum(w.numel() * w.element_size() for w in self.weights)
         self.copy_on = self.copy_bytes <= copy_limit_bytes

@@ -54,7 +54,6 @@ class Meter:
         # every step measures the shown weight matrices only: each further tensor is more work on a cold cache
         # (biases, norms: ~30 us a step in place on the 20x64 MLP, ~1 % of its step); grad_total is their total
         self.plan = LightPlan([w.dtype for w in self.weights])
-        self.layer_cols = self.plan.pos
         device = params[0].device if params else torch.device("cpu")
         self.nan = torch.full((), math.nan, device=device)
         self.zero = torch.zeros((), device=device)
