@@ -121,6 +121,8 @@ def test_other_commands_are_refused_with_a_reason_and_read_only_viewers_send_not
     with Loop() as loop:
         s, spectator = connect("cmd"), connect("cmd", read_only=True)
         wait_for(lambda: loop.watch.step > 5, 20, "training")
+        # the hub checks a layer number against the layers it knows: wait until it has published them
+        wait_for(lambda: s.latest() is not None and len(s.latest().layer_names) == 3, 20, "the layers")
         s.send(Toggle("activation", "relu"))
         s.send(Reset())
         s.send(Toggle("depth", "3"))
