@@ -145,19 +145,13 @@ class History:
         k = len(steps)
         kept = np.flatnonzero((self._seen + np.arange(k)) % self._stride == 0)
         n_k = len(kept)
-        if self._n + n_k > self.capacity or (n_k and light.shape[1] < 4):
+        if self._n + n_k > self.capacity:
             return False
         dst = slice(self._n, self._n + n_k)
         rows = light[kept]
         self._steps[dst] = steps[kept]
-        scalars = self._scalars[dst]
-        scalars[:, 0], scalars[:, 1], scalars[:, 2], scalars[:, 3], scalars[:, 4] = (
-            rows[:, 0],
-            rows[:, 1],
-            lr,
-            rows[:, 2],
-            rows[:, 3],
-        )  # SCALARS order
+        self._scalars[dst, 2] = lr
+        self._scalars[dst, [0, 1, 3, 4]] = rows[:, :4]  # SCALARS order: loss, acc, (lr), grad_total, clipped
         layers = self._layers[dst]
         layers[:] = np.nan
         nl = min(rows.shape[1] - 4, self.max_layers) if n_k else 0
