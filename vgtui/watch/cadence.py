@@ -35,14 +35,14 @@ class Cadence:
         """Whether `step` (1-based) takes the heavy statistics."""
         return step <= 2 or step % self.every == 0
 
-    def step_done(self, step: int) -> None:
-        """At the end of `step`'s post-hook, before the pause gate."""
+    def step_done(self, step: int, light: bool = False) -> None:
+        """At the end of `step`'s post-hook, before the pause gate (`light`: known not to be a heavy step)."""
         now = time.perf_counter()
         last, self._last = self._last, None
         if last is None or step <= 2:
             return
         took = now - last
-        if not self.due(step):
+        if light or not self.due(step):
             self._light.append(took)
         elif len(self._light) >= 8:
             self._heavy.append(max(took - statistics.median(self._light), 0.0))

@@ -5,9 +5,11 @@ clip after measuring, lr x k saved and scaled. After the step (register_step_pos
 on heavy steps, probes armed for the next heavy step, the viewers' commands applied (so a command's event names the
 steps done when it took effect, and it acts from the next step on), a publish every >= publish_every seconds (one cat
 and one device-to-host transfer; on CUDA non-blocking into pinned memory, the hub thread waits on the event), then
-the pause gate. Heavy steps are a pure function of the step number (1, 2, then every `heavy_every`). Any error
-in vgtui's own code is caught here: the statistic is switched off and the viewers are told; it never reaches the
-user's loop (a KeyboardInterrupt while paused does: it is the user's).
+the pause gate. A plain step (light, one process, running, no vgtui clipping or lr factor, no command waiting) takes
+a short path through both hooks: the norms, the row filed, the publish when due. Heavy steps are a pure function of
+the step number (1, 2, then every `heavy_every`). Any error in vgtui's own code is caught here: the statistic is
+switched off and the viewers are told; it never reaches the user's loop (a KeyboardInterrupt while paused does: it is
+the user's).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import time
 import traceback
 from typing import Any
 
-import numpy as np
 import torch
 
 from vgtui.contract import Event
@@ -27,7 +28,6 @@ from vgtui.watch.cadence import Cadence
 from vgtui.watch.control import Controls
 from vgtui.watch.dist import several_ranks
 from vgtui.watch.first_step import setup
-from vgtui.watch.handover import CpuPack, CudaTransfer, pack
 from vgtui.watch.layers import (
     ForwardOrder,
     Layer,
@@ -37,14 +37,15 @@ from vgtui.watch.layers import (
 from vgtui.watch.light import LightRows
 from vgtui.watch.overlap import NormHelper
 from vgtui.watch.probes import Probes
-from vgtui.watch.report import Batch, LayerInfo
+from vgtui.watch.publishing import Publishing
+from vgtui.watch.report import LayerInfo
 from vgtui.watch.skips import GradResets
 from vgtui.watch.stats import HeavyMeta, Meter, PendingHeavy
 from vgtui.watch.swap import Swapper
 from vgtui.watch.userclip import UserClip
 
 
-class StepHooks(Controls):
+class StepHooks(Controls, Publishing):
     """The training-thread half of vgtui.watch (see vgtui.watch.Watch for the user-facing face)."""
 
     def __init__(
@@ -115,6 +116,7 @@ class StepHooks(Controls):
         self._train_thread: int | None = None  # the thread that runs optimizer.step()
         self._in_step = False
         self._plain = False  # the next step is a plain light step (set after each step)
+        self._fast = False  # this step took the plain path in pre (see _post_fast)
         self.helper: NormHelper | None = None
         self._pending = False  # this step's norms are being taken by the helper
         self._cuda = self.params[0].is_cuda
@@ -155,29 +157,32 @@ class StepHooks(Controls):
         if self.off:
             return
         self._train_thread = threading.get_ident()
-        with self._lock:
-            if self._plain and self._logs <= 1 and self.clip is None and self.lr_factor == 1.0:
-                # the usual step: the gradient norms, nothing else (a gradient that is None takes the full path);
-                # a big CPU model's on the helper thread during the step (vgtui.watch.overlap)
-                meter, helper = self.meter, self.helper
-                grads = [w.grad for w in meter.weights]
-                try:
-                    if helper is None:
-                        self._row = (meter.plan.norms(grads), self._loss, self._acc, None)
-                    elif any(g is None for g in grads):
-                        raise TypeError("a gradient is None")
-                    else:
-                        helper.submit(grads)
-                        self._row, self._pending = (None, self._loss, self._acc, None), True
-                except TypeError:
-                    pass
-                except Exception as exc:  # noqa: BLE001 - never into the user's loop
-                    self._core_failed(exc)
-                    return
+        if self._plain and self._logs <= 1 and self.clip is None and self.lr_factor == 1.0:
+            # the usual step: the gradient norms, nothing else (a gradient that is None takes the full path); a big
+            # CPU model's on the helper thread during the step (vgtui.watch.overlap). No lock: publish() (the hub's
+            # idle flush included) touches none of what this writes
+            meter, helper = self.meter, self.helper
+            grads = [w.grad for w in meter.weights]
+            try:
+                if helper is None:
+                    self._row = (meter.plan.norms(grads), self._loss, self._acc, None)
+                elif any(g is None for g in grads):
+                    raise TypeError("a gradient is None")
                 else:
-                    self._loss = self._acc = None
-                    self._logs = 0
-                    return
+                    helper.submit(grads)
+                    self._row, self._pending = (None, self._loss, self._acc, None), True
+            except TypeError:
+                pass
+            except Exception as exc:  # noqa: BLE001 - never into the user's loop
+                self._core_failed(exc)
+                return
+            else:
+                self._loss = self._acc = None
+                self._logs = 0
+                self._fast = True
+                return
+        self._fast = False  # (where a step() raised after a plain pre-hook, its flag is stale)
+        with self._lock:
             self._pre()
 
     def _pre(self) -> None:
@@ -208,6 +213,13 @@ class StepHooks(Controls):
         try:
             if self.off:
                 return
+            if self._fast:
+                try:
+                    if self._post_fast():
+                        return
+                except Exception as exc:  # noqa: BLE001 - never into the user's loop
+                    self._core_failed(exc)
+                    return
             with self._lock:
                 self._post()
             cadence = self.cadence
@@ -222,16 +234,34 @@ class StepHooks(Controls):
         finally:
             self._in_step = False
 
-    def flush_if_idle(self, idle_s: float = 0.5) -> None:
-        """From the hub thread: publish steps that wait while the training loop does something else for a while
-        (evaluation, data loading, the end of the loop without close())."""
-        if self.off or not self._lock.acquire(blocking=False):
-            return
-        try:
-            if self.rows is not None and len(self.rows) and time.monotonic() - self._last_post >= idle_s:
-                self.publish()
-        finally:
-            self._lock.release()
+    def _post_fast(self) -> bool:
+        """The post-hook of a plain step (see pre), where no command waits and the run is not paused: the row filed,
+        the next step's plainness and the publish checked, nothing else. False: nothing done, take the full path."""
+        self._fast = False
+        hub = self.hub
+        if hub is None or not hub.commands.empty() or self.status != "running" or self.userclip.factor is not None:
+            return False
+        with self._lock:
+            row, self._row = self._row, None
+            if self._pending:
+                self._pending = False
+                row = (self.helper.take(), *row[1:])
+            step = self.step = self.step + 1
+            self._last_post = now = time.monotonic()
+            rows = self.rows
+            if row is not None and rows is not None:
+                rows.add(*row)
+                self._steps.append(step)
+            cadence = self.cadence
+            due = cadence.due(step + 1)
+            if due:
+                self._finish_heavy()  # arms the probes for the heavy step
+            if now >= self._next_publish:
+                self._publish(None)
+        cadence.step_done(step, light=True)
+        cadence.resumed()
+        self._plain = not due
+        return True
 
     def _post(self) -> None:
         try:
@@ -285,49 +315,6 @@ class StepHooks(Controls):
         if self.heavy_due(self.step + 1):
             probes.arm()
             self.userclip.arm()
-
-    def publish(self, status: str | None = None) -> None:
-        """Hand everything since the last publish to the hub: one cat, one device-to-host transfer."""
-        with self._lock:
-            self._publish(status)
-
-    def _publish(self, status: str | None) -> None:
-        self._next_publish = time.monotonic() + self.publish_every
-        if self.hub is None:
-            return
-        metrics = list(self._metric_tensors.items())
-        clip_factors, user_clip = self.userclip.pack()
-        scalars = [t for _, t in metrics] + clip_factors  # the user's clip factors follow the metrics' values
-        batch = Batch(
-            flat=np.zeros(0, np.float32),
-            steps=list(self._steps),
-            light=None,
-            heavies=[(row, meta) for row, _, meta in self._heavies],
-            metrics=[name for name, _ in metrics],
-            layers=self.info or LayerInfo((), np.zeros(0), "none", "?"),
-            status=status or self.status,
-            lr=self.effective_lr(),
-            clip=self.clip,
-            hist_layer=self.hist_layer,
-            skipped=self.skipped,
-            heavy_every=self.heavy_every,
-            logged=self._logged,
-            events=self._events,
-            notices=self._notices,
-            metric_floats=dict(self._metric_floats),
-            user_clip=user_clip,
-        )
-        rows, heavies = self.rows, [h[1] for h in self._heavies]
-        if rows is not None:
-            self.rows = LightRows(rows.plan)
-        self._steps, self._heavies = [], []
-        self._events, self._notices = [], []
-        self._metric_tensors = {}
-        if not self._cuda:  # the hub thread packs it
-            self.hub.publish(CpuPack(rows, heavies, scalars, batch))
-            return
-        flat = pack(rows, heavies, scalars, batch)  # on this thread: the copy is queued on the training stream
-        self.hub.publish(CudaTransfer(flat, batch) if flat is not None else batch)
 
     def _skipped(self, n: int) -> None:
         first = self.skipped == 0

@@ -93,9 +93,13 @@ class LightRows:
         for tensors in (self.loss, self.acc):
             if tensors:
                 values = [t for _, t in tensors]
-                if not all(t.dim() == 0 and t.dtype == F32 for t in values):  # the usual case needs no conversion
-                    values = [scalar(t) for t in values]
-                parts.append(torch.stack(values))
+                try:  # the usual case, 0-d float32 tensors, needs no conversion
+                    stacked = torch.stack(values)
+                except RuntimeError:  # shapes that differ
+                    stacked = None
+                if stacked is None or stacked.shape != (len(values),) or stacked.dtype != F32:
+                    stacked = torch.stack([scalar(t) for t in values])
+                parts.append(stacked)
         if self.clip:
             parts.append(torch.stack([t for _, t, _ in self.clip]))
             parts.append(torch.stack([c for _, _, c in self.clip]).to(F32))
