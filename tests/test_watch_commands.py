@@ -140,3 +140,13 @@ def test_other_commands_are_refused_with_a_reason_and_read_only_viewers_send_not
         assert s.latest().status == "running" and ("hist_layer", "[2]") in [(n, v) for _, n, v in _events(s)]
         s.stop()
         spectator.stop()
+
+
+def test_a_layer_chosen_before_the_first_step_is_told_the_layers_are_not_known_yet():
+    from vgtui.watch.remedies import Refused, check
+
+    assert check(SelectLayer(1), 0) == SelectLayer(1)  # the default histogram layer
+    with pytest.raises(Refused, match="layer 2: the layers are not known yet"):
+        check(SelectLayer(2), 0)
+    with pytest.raises(Refused, match="layer 4: allowed: 1 to 3"):
+        check(SelectLayer(4), 3)

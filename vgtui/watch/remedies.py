@@ -63,6 +63,9 @@ def check(command: Command, n_layers: int, swap: bool = False) -> Command:
             raise Refused("step: the count must be 1 or more")
         return command
     if isinstance(command, SelectLayer):
+        if n_layers == 0 and command.layer != 1:
+            raise Refused(f"layer {command.layer}: the layers are not known yet (they come with the first step); "
+                          "try again in a moment")  # fmt: skip
         if not 1 <= command.layer <= max(n_layers, 1):
             raise Refused(f"layer {command.layer}: allowed: 1 to {n_layers}")
         return command
