@@ -64,7 +64,7 @@ def _events(session) -> list[tuple[int, str, str]]:
 def test_pause_step_resume_apply_between_steps_and_become_events():
     with Loop() as loop:
         s = connect("cmd")
-        wait_for(lambda: loop.watch.step > 20, 20, "training")
+        wait_for(lambda: loop.watch.step > 20 and s.latest() is not None, 20, "training, seen by the viewer")
         s.send(Pause())
         wait_for(lambda: s.latest().status == "paused", 30, "paused")
         at = loop.watch.step
