@@ -242,16 +242,7 @@ class StepHooks(Controls, Publishing):
         if hub is None or not hub.commands.empty() or self.status != "running" or self.userclip.factor is not None:
             return False
         with self._lock:
-            row, self._row = self._row, None
-            if self._pending:
-                self._pending = False
-                row = (self.helper.take(), *row[1:])
-            step = self.step = self.step + 1
-            self._last_post = now = time.monotonic()
-            rows = self.rows
-            if row is not None and rows is not None:
-                rows.add(*row)
-                self._steps.append(step)
+            step, now = self._file_row()
             cadence = self.cadence
             due = cadence.due(step + 1)
             if due:
@@ -267,18 +258,7 @@ class StepHooks(Controls, Publishing):
         try:
             if self._saved_lr is not None:
                 self._restore_lr()
-            step = self.step = self.step + 1
-            self._last_post = now = time.monotonic()
-            row, rows = self._row, self.rows
-            if self._pending and row is not None:
-                self._pending = False
-                row = (self.helper.take(), *row[1:])
-            if row is not None and rows is not None:
-                rows.add(*row)
-                self._steps.append(step)
-                self._row = None
-                if self.userclip.factor is not None:
-                    self.userclip.file(len(self._steps) - 1)
+            step, now = self._file_row()
             probes = self.probes
             if self._heavy is not None or probes.armed or probes.failures or self.heavy_due(step + 1):
                 self._finish_heavy()
@@ -294,6 +274,23 @@ class StepHooks(Controls, Publishing):
             self._core_failed(exc)
 
     # ------------------------------------------------------------------ internals
+
+    def _file_row(self) -> tuple[int, float]:
+        """In the post-hook: count the step and file its light row (the helper's norms, where it took them) with the
+        user's clip factor, if measured: (the step, the time)."""
+        step = self.step = self.step + 1
+        self._last_post = now = time.monotonic()
+        row, rows = self._row, self.rows
+        if self._pending and row is not None:
+            self._pending = False
+            row = (self.helper.take(), *row[1:])
+        if row is not None and rows is not None:
+            rows.add(*row)
+            self._steps.append(step)
+            self._row = None
+            if self.userclip.factor is not None:
+                self.userclip.file(len(self._steps) - 1)
+        return step, now
 
     def _setup(self) -> None:
         setup(self)

@@ -44,7 +44,7 @@ class Publishing:
             light=None,
             heavies=[(row, meta) for row, _, meta in self._heavies],
             metrics=[name for name, _ in metrics],
-            layers=self.info or LayerInfo((), np.zeros(0), "none", "?"),
+            layers=self.info or LayerInfo.unknown(),
             status=status or self.status,
             lr=self.effective_lr(),
             clip=self.clip,

@@ -43,6 +43,11 @@ class LayerInfo:
     block_layer: tuple[int | None, ...] = ()
     capabilities: tuple[str, ...] = remedies.CAPABILITIES  # the live remedies this model takes now
 
+    @classmethod
+    def unknown(cls) -> LayerInfo:
+        """Before the first step: no layers yet."""
+        return cls((), np.zeros(0), "none", "?")
+
 
 @dataclass
 class Batch:
@@ -80,7 +85,7 @@ class Reporter:
         self.n_events = 0
         self.notices: deque[Notice] = deque(maxlen=MAX_NOTICES)
         self._seq = 0
-        self.layers = LayerInfo((), np.zeros(0), "none", "?")
+        self.layers = LayerInfo.unknown()
         self.step = 0
         self.loss = self.acc = self.grad_total = math.nan
         self.clipped = False
