@@ -55,7 +55,7 @@ def test_presets_lists_titles_and_descriptions_and_shows_one(capsys):
     assert "Exploding gradients, tamed by clipping" in text and "The opposite failure." in text
     assert main(["presets", "dying-relu"]) == 0
     one = capsys.readouterr().out
-    assert "Dying ReLU" in one and "try: lr=0.0125 + reset" in one and "--toggle 300:lr=0.0125" in one
+    assert "Dying ReLU" in one and "try: lr=0.00625 + reset" in one and "--toggle 300:lr=0.00625" in one
     assert "exploding" not in one
     assert main(["presets", "no-such"]) == 2
 

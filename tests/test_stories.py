@@ -124,13 +124,15 @@ def test_batchnorm(seed):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_dying_relu(seed):
-    """Too high a learning rate kills most units (no NaN); lowering it and resetting prevents it."""
+    """Too high a learning rate kills most units (no NaN); lowering it and resetting prevents it. The remedy was
+    lr=0.0125 until, on one machine (AMD EPYC), seeds 4, 9 and 14 kept 0.49 dead or a loss of 0.22-0.66 after it;
+    with 0.00625 there, seeds 0-19: dead share 0.12-0.24, loss 0.000-0.027 after 300 steps."""
     t = trainer("dying-relu", seed)
     base = train(t, 300, stop_on_nan=False)
     assert np.isfinite(base.loss).all()
     assert base.dead[0] < 0.35  # at the start, a minority of units is dead ...
     assert base.mean("dead", 5) > 0.6  # ... by step 300, most of them
-    after = train(apply_remedy(t, "lr=0.0125 + reset"), 300)
+    after = train(apply_remedy(t, "lr=0.00625 + reset"), 300)
     assert np.isfinite(after.loss).all()
     assert after.mean("dead", 5) < 0.4  # some still die, far fewer
     assert after.mean("loss", 20) < 0.1
@@ -161,12 +163,17 @@ def test_exploding(seed):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_rnn_long(seed):
-    """A vanilla tanh RNN: the first step gets almost none of the gradient and the loss stays at chance; a fresh
-    GRU cell starts orders of magnitude higher and learns the task."""
+    """A vanilla tanh RNN: the first step gets almost none of the gradient and the loss sits at chance; left as it
+    is, it stays far from the answer; a fresh GRU cell's first/last ratio climbs by orders of magnitude and it learns
+    the task. Seeds 0-19 on one machine (AMD EPYC): the RNN's step-1 ratio <= 9e-14, its first 50 losses 0.698-0.731;
+    400 steps later (step 600) 0.26-0.70 (at chance on 14 seeds, partly learnt on 6: an earlier claim, "the loss
+    stays at chance", failed on seed 2 there); the GRU's ratio from <= 1e-6 to 0.03-0.76, its loss <= 0.001."""
     t, base = baseline("rnn-long", seed, 200)
     assert base.time_ratio[0] < 1e-4
-    assert abs(base.mean("loss", 50) - CHANCE) < 0.06
+    assert abs(np.mean(base.loss[:50]) - CHANCE) < 0.06
     assert config("rnn-long", seed).suggest == ("cell=gru",)
     gru = train(apply_remedy(t, "cell=gru"), 400)
-    assert gru.time_ratio[0] > 100 * base.time_ratio[0]
+    assert gru.geo("time_ratio", 5) > max(1e-2, 1e4 * gru.time_ratio[0])
     assert gru.mean("loss", 50) < 0.1
+    left = train(t, 400)
+    assert left.mean("loss", 50) > 0.15
