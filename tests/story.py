@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +17,7 @@ from vgtui.engine.toggles import parse_remedy
 from vgtui.engine.trainer import Trainer
 from vgtui.presets import resolve
 
-SEEDS = range(5)
+SEEDS = range(int(os.environ.get("VGTUI_STORY_SEEDS", "5")))  # CI: 0-4; a wider sweep: VGTUI_STORY_SEEDS=20
 
 
 @dataclass
