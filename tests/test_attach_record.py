@@ -85,9 +85,9 @@ def test_a_resync_mid_run_repeats_no_step_and_the_end_says_done(watch_dir, tmp_p
     opt = torch.optim.SGD(model.parameters(), 0.1)
     out = tmp_path / "resync.jsonl"
     writer = RunLogWriter(out)
-    with vgtui.watch(model, opt, name="rs", quiet=True, publish_every=0.01, heavy_every=3) as w:
+    with vgtui.watch(model, opt, name="rs", quiet=True, publish_every=0.01, heavy_every=3, hub="thread") as w:
         train_steps(model, opt, w, 20)
-        wait_for(lambda: w.hub.reporter.step == 20, 30, "the first 20 steps published")
+        wait_for(lambda: w.hub.step == 20, 30, "the first 20 steps published")
         session = RecordingSession(w.target, read_only=True)
         recorder = RunRecorder(writer)
         session.on_frame = recorder.frame
@@ -119,7 +119,7 @@ def test_a_long_run_before_the_join_comes_thinned_evenly_then_every_live_step(wa
     writer = RunLogWriter(out)
     with vgtui.watch(model, opt, name="long", quiet=True, publish_every=0.05, heavy_every=50) as w:
         train_steps(model, opt, w, before)
-        wait_for(lambda: w.hub.reporter.step == before, 60, "the steps before the join published")
+        wait_for(lambda: w.hub.step == before, 60, "the steps before the join published")
         session = RecordingSession(w.target, read_only=True)
         recorder = RunRecorder(writer)
         session.on_frame = recorder.frame

@@ -101,11 +101,13 @@ def test_bad_frames_are_refused_and_the_hub_goes_on(watch_dir, payload):
 
 
 def test_a_viewer_that_never_reads_stays_bounded(watch_dir, monkeypatch):
+    """The hub in a thread of this process (hub="thread": the same Hub class the hub process runs) so that a small
+    write cap can be set here."""
     cap = 48 * 1024
     monkeypatch.setattr(hub_module, "WRITE_CAP", cap)
     monkeypatch.setattr(hub_module, "RESYNC_BELOW", cap // 4)
     model, opt = _model(depth=24, width=8)
-    w = vgtui.watch(model, opt, name="stall", publish_every=0.01, heavy_every=5, quiet=True)
+    w = vgtui.watch(model, opt, name="stall", publish_every=0.01, heavy_every=5, quiet=True, hub="thread")
     stalled = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.connect(str(w.socket))

@@ -22,6 +22,7 @@ parser.add_argument("--viewers", type=int, default=1)
 parser.add_argument("--pace", type=float, default=0.01)
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--heavy-every", type=int, default=5)
+parser.add_argument("--hub-pid", default=None, help="write the hub process's pid to this file")
 args = parser.parse_args()
 
 torch.set_num_threads(1)
@@ -31,6 +32,9 @@ opt = torch.optim.SGD(model.parameters(), lr=0.2)
 x = torch.randn(256, 8)
 y = (x[:, 0] > 0).long() + (x[:, 1] > 1).long()
 with vgtui.watch(model, opt, name=args.name, heavy_every=args.heavy_every, publish_every=0.05, quiet=True) as watch:
+    if args.hub_pid:
+        with open(args.hub_pid, "w") as fh:
+            fh.write(str(watch.hub.pid))
     for step in range(1, args.steps + 1):
         idx = torch.randint(0, 256, (32,))
         out = model(x[idx])

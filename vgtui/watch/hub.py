@@ -1,4 +1,5 @@
-"""The hub: a daemon "vgtui-hub" thread in the training process that serves any number of viewers.
+"""The hub: a daemon "vgtui-hub" thread that serves any number of viewers: in the hub process
+(vgtui.watch.hubproc, the default), or in the training process itself (`vgtui.watch(..., hub="thread")`).
 
 It runs a stdlib asyncio loop: a Unix socket in the per-user 0700 directory (socket 0600), and TCP only when asked
 (always with a token, compared with hmac.compare_digest). The training thread hands it a publish with
@@ -7,7 +8,8 @@ It runs a stdlib asyncio loop: a Unix socket in the per-user 0700 directory (soc
 frames for that viewer are dropped and, once it has read what it had, it gets a fresh backfill (a resync); a stalled
 viewer never slows the trainer, a disconnect just removes it. Viewers must first send a 'join' frame (with the
 token over TCP) within 5 s; commands from them are validated here (closed whitelist) and queued for the training
-thread, which applies them between optimizer steps.
+thread, which applies them between optimizer steps. In the hub process, `tell` carries the commands, the viewers'
+figures and each publish's step to the trainer instead (vgtui.watch.hubproxy).
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ class Hub:
         self._stop: asyncio.Event | None = None
         self._last_sent = time.monotonic()
         self.publish_errors = 0
+        self.log: Any = None  # the record= run log (vgtui.watchlog.SnapshotLog), closed with the hub
+        self.tell: Callable[[str, Any], None] | None = None  # the hub process's line to the trainer
 
     # ------------------------------------------------------------------ training thread
 
@@ -110,6 +114,11 @@ class Hub:
         if self.error:
             raise RuntimeError(self.error)
         return self
+
+    @property
+    def step(self) -> int:
+        """The newest step published to the viewers."""
+        return self.reporter.step
 
     @property
     def alive(self) -> bool:
@@ -128,10 +137,17 @@ class Hub:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(stop.set)
             self._thread.join(timeout)
-        for path in (self.unix_path,):
-            if path is not None:
-                with contextlib.suppress(OSError):
-                    path.unlink()
+        if self.unix_path is not None:
+            with contextlib.suppress(OSError):
+                self.unix_path.unlink()
+        if self.log is not None:
+            self.log.close()
+
+    def end(self, text: str) -> None:
+        """The trainer went away without close(): the viewers (and the log) get a last snapshot saying so."""
+        if self._loop is not None and self.alive:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._end, text)
 
     def viewer_stats(self) -> list[dict[str, Any]]:
         """Per viewer: id, read_only, sent, dropped, resyncs, buffered and peak buffered bytes."""
@@ -195,6 +211,8 @@ class Hub:
                 except Exception as exc:  # noqa: BLE001 - the trainer's own path goes on
                     self.on_idle = None
                     self.reporter.notify("error", f"vgtui could not flush an idle run: {type(exc).__name__}: {exc}")
+            if self.tell is not None:
+                self.tell("viewers", self.viewer_stats())
             if time.monotonic() - self._last_sent >= HEARTBEAT_S:
                 self._last_sent = time.monotonic()
                 latest = self.reporter.latest
@@ -205,6 +223,7 @@ class Hub:
                     self._send(v, frame)
 
     def _publish(self, item: Any) -> None:
+        t0 = time.perf_counter()
         try:
             batch: Batch = item.result() if hasattr(item, "result") else item
             snap, rows = self.reporter.absorb(batch)
@@ -215,8 +234,21 @@ class Hub:
             self.publish_errors += 1
             if self.publish_errors == 1:
                 self.reporter.notify("error", f"vgtui could not publish a step: {type(exc).__name__}: {exc}")
-            return
-        self._last_sent = time.monotonic()
+            frame = b""
+        if frame:
+            self._last_sent = time.monotonic()
+            for v in list(self.viewers.values()):
+                self._send(v, frame)
+        if self.tell is not None:
+            self.tell("pub", (self.reporter.step, self.publish_errors, time.perf_counter() - t0))
+
+    def _end(self, text: str) -> None:
+        self.reporter.notify("error", text)
+        snap = self.reporter.latest = self.reporter.snapshot("error")
+        if self.on_snapshot is not None:
+            with contextlib.suppress(Exception):
+                self.on_snapshot(snap)
+        frame = encode(*pub_message(snap, None, self.reporter.n_events))
         for v in list(self.viewers.values()):
             self._send(v, frame)
 
@@ -291,6 +323,7 @@ class Hub:
                 return
             self._sync(v)
             self.viewers[v.id] = v
+            self._viewers_changed()
             while True:
                 header, _ = decode(await read_frame(reader, INBOUND_MAX), INBOUND_MAX)
                 if header["t"] == "cmd":
@@ -307,8 +340,13 @@ class Hub:
                 writer.write(encode({"t": "refused", "reason": reason}))
                 await asyncio.wait_for(writer.drain(), 1.0)
         finally:
-            self.viewers.pop(v.id, None)
+            if self.viewers.pop(v.id, None) is not None:
+                self._viewers_changed()
             writer.close()
+
+    def _viewers_changed(self) -> None:
+        if self.tell is not None:
+            self.tell("viewers", self.viewer_stats())
 
     def _command(self, v: Viewer, header: dict[str, Any]) -> None:
         try:
@@ -317,6 +355,9 @@ class Hub:
             command = remedies.check(parse_command(header), len(self.reporter.layers.names), self.allow_swap)
         except (WireError, remedies.Refused) as exc:
             self._write(v, encode({"t": "notice", "level": "warn", "text": str(exc)}))
+            return
+        if self.tell is not None:
+            self.tell("cmd", command)
             return
         self.commands.put(command)
         self.wake.set()

@@ -16,7 +16,6 @@ in-place ops downstream, pitfall 1): gain_i = ||dL/dx_i|| / ||dL/dy_i||, product
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -25,21 +24,12 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from vgtui.watch.layers import Layer
+from vgtui.watch.layout import ActMeta
 
 SIGMOID_SAT = 0.4899  # |a - 0.5| > this  <=>  a(1 - a) < 0.01
 TANH_SAT = 0.99499  # |a| > this  <=>  1 - a^2 < 0.01
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
-@dataclass(frozen=True)
-class ActMeta:
-    """What the host needs to turn an activation's three device numbers into statistics."""
-
-    kind: str
-    numel: int
-    units: int
-    leak: float = 0.0
 
 
 def first_tensor(value: Any) -> torch.Tensor | None:

@@ -1,5 +1,6 @@
 """The host side of vgtui.watch: one publish's numbers (after the single device-to-host transfer) become history
-rows, a diagnosis and a Snapshot. Runs on the hub thread, never on the training thread. No torch.
+rows, a diagnosis and a Snapshot. Runs in the hub process (or the hub thread), never on the training thread. No
+torch.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from vgtui.contract import HIST_BINS, HIST_EDGES, Event, ModelState, Notice, Sna
 from vgtui.engine.diagnosis import Diagnoser, Observation
 from vgtui.history import LAYERWISE, History
 from vgtui.watch import remedies
-from vgtui.watch.light import LightLayout, unpack_light
+from vgtui.watch.layout import LightLayout, unpack_light
 from vgtui.wire_messages import add_rows
 
 STATS = tuple(k for k in LAYERWISE if k != "grad_norm")  # the per-layer statistics of a heavy step
@@ -56,7 +57,7 @@ class Batch:
     flat: np.ndarray  # float32: the every-step numbers, then each heavy step's tensor, then the metric values
     steps: list[int]
     light: LightLayout | None  # how the every-step numbers lie in `flat`
-    heavies: list[tuple[int, object]]  # (row, vgtui.watch.stats.HeavyMeta)
+    heavies: list[tuple[int, object]]  # (row, vgtui.watch.layout.HeavyMeta)
     metrics: list[str]
     layers: LayerInfo
     status: str

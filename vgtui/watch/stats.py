@@ -20,22 +20,11 @@ import torch
 
 from vgtui.contract import HIST_BINS, HIST_HI, HIST_LO
 from vgtui.watch.layers import Layer
+from vgtui.watch.layout import ActMeta, HeavyMeta
 from vgtui.watch.light import LightPlan
-from vgtui.watch.probes import ActMeta, Probes
+from vgtui.watch.probes import Probes
 
 F32 = torch.float32
-
-
-@dataclass
-class HeavyMeta:
-    """How to read one heavy step's tensor on the host."""
-
-    n_layers: int
-    acts: list[ActMeta | None]
-    hist: bool
-    n_blocks: int
-    copied: bool  # the weights were copied before the step (else the update size is unknown)
-    size: int = 0
 
 
 @dataclass
