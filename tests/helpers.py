@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import subprocess
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -70,3 +75,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def sigint_as_from_a_terminal() -> None:
+    """A Popen preexec_fn for tests that send SIGINT: the child takes it as a program started from a terminal does.
+    A test runner started in the background by a non-interactive shell hands its children SIGINT ignored, and Python
+    then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def ends_with_the_test(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """`proc`, killed if the test leaves it running: a failed assertion must not leave a trainer eating a core for
+    the rest of the run (two did, and slowed a CI run by minutes)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import ends_with_the_test, sigint_as_from_a_terminal
 
 from vgtui.cli import main
 from vgtui.engine.trainer import Trainer
@@ -94,6 +95,7 @@ def _start_long_run(out: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_from_a_terminal,
     )
     end = time.monotonic() + 30
     while time.monotonic() < end and (not out.exists() or out.stat().st_size < 20_000):
@@ -103,10 +105,10 @@ def _start_long_run(out: Path) -> subprocess.Popen:
 
 def test_ctrl_c_stops_cleanly_and_the_log_is_complete(tmp_path: Path):
     out = tmp_path / "int.jsonl"
-    proc = _start_long_run(out)
-    t0 = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=10)
+    with ends_with_the_test(_start_long_run(out)) as proc:
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=10)
     assert time.monotonic() - t0 < 3
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr

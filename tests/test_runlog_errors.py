@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import ends_with_the_test, sigint_as_from_a_terminal
 
 from vgtui.cli import main
 from vgtui.runlog import Recorder, RunLogError, RunLogWriter, next_free_path, read_runlog
@@ -234,12 +235,14 @@ def test_ctrl_c_claims_only_what_the_log_holds(tmp_path: Path):
     out = tmp_path / "int.jsonl"
     cmd = [sys.executable, "-m", "vgtui.cli", "run", "deep-sigmoid", "--set", "model.depth=4", "--set",
            "model.width=8", "--steps", "10000000", "--out", str(out), "--quiet"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-    end = time.monotonic() + 60
-    while time.monotonic() < end and (not out.exists() or out.stat().st_size < 20_000):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=20)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=sigint_as_from_a_terminal)  # fmt: skip
+    with ends_with_the_test(proc):
+        end = time.monotonic() + 60
+        while time.monotonic() < end and (not out.exists() or out.stat().st_size < 20_000):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
     last_step = [r["step"] for r in valid_json_lines(out) if r["type"] == "step"][-1]
     assert f"is complete up to step {last_step}" in " ".join(stderr.split())

@@ -3,14 +3,19 @@ whichever way the run ends (close, Ctrl-C, SIGKILL) and tells the viewers; where
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from helpers import sigint_as_from_a_terminal
 from torch import nn
 from watch_helpers import (  # noqa: F401 - fixtures
     ROOT,
@@ -73,18 +78,31 @@ def test_a_watch_serves_from_its_own_process_and_leaves_nothing_running(watch_di
     viewer.stop()
 
 
-def test_a_killed_trainer_tells_its_viewers_and_its_hub_process_ends(watch_dir, tmp_path):
+@contextlib.contextmanager
+def _watched_script(name: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, int, Any]]:
+    """steady_train.py under vgtui.watch, in a process group of its own, with a viewer that sees its live steps:
+    (the trainer, its hub process's pid, the viewer)."""
     pid_file = tmp_path / "hub.pid"
-    proc = subprocess.Popen([sys.executable, str(SCRIPTS / "steady_train.py"), "--name", "killed", "--steps",
-                             "100000", "--ready", "20", "--hub-pid", str(pid_file)], cwd=ROOT, env=child_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, str(SCRIPTS / "steady_train.py"), "--name", name, "--steps", "100000",
+                             "--ready", "20", "--hub-pid", str(pid_file)], cwd=ROOT, env=child_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=sigint_as_from_a_terminal)  # fmt: skip
     viewer = None
     try:
         assert proc.stdout.readline().strip() == "ready"
-        hub_pid = int(pid_file.read_text())
-        viewer = connect("killed")
+        viewer = connect(name)
         viewer.start()
         wait_for(lambda: viewer.latest() is not None and viewer.latest().step > 20, 30, "live steps")
+        yield proc, int(pid_file.read_text()), viewer
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        if viewer is not None:
+            viewer.stop()
+
+
+def test_a_killed_trainer_tells_its_viewers_and_its_hub_process_ends(watch_dir, tmp_path):
+    with _watched_script("killed", tmp_path) as (proc, hub_pid, viewer):
         proc.kill()
         proc.wait(10)
         wait_for(viewer.ended.is_set, 30, "the viewer told the run ended")
@@ -92,38 +110,17 @@ def test_a_killed_trainer_tells_its_viewers_and_its_hub_process_ends(watch_dir, 
         assert last.status == "error" and any(GONE in n.text for n in last.notices), last.notices
         wait_for(lambda: _gone(hub_pid), 10, "the hub process to exit")
         assert not (watch_dir / "killed.sock").exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        if viewer is not None:
-            viewer.stop()
 
 
 def test_ctrl_c_in_the_terminal_reaches_the_trainer_not_the_hub_process(watch_dir, tmp_path):
     """The terminal sends SIGINT to its whole foreground process group; the hub process is in a session of its own,
     so it is still there to tell the viewers how the run ended."""
-    pid_file = tmp_path / "hub.pid"
-    proc = subprocess.Popen([sys.executable, str(SCRIPTS / "steady_train.py"), "--name", "ctrlc", "--steps",
-                             "100000", "--ready", "20", "--hub-pid", str(pid_file)], cwd=ROOT, env=child_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
-    viewer = None
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-        hub_pid = int(pid_file.read_text())
-        viewer = connect("ctrlc")
-        viewer.start()
-        wait_for(lambda: viewer.latest() is not None and viewer.latest().step > 20, 30, "live steps")
+    with _watched_script("ctrlc", tmp_path) as (proc, hub_pid, viewer):
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(30)
         wait_for(viewer.ended.is_set, 30, "the viewer told the run ended")
         assert viewer.latest().status == "done"  # the `with` block closed the watch on the way out
         wait_for(lambda: _gone(hub_pid), 10, "the hub process to exit")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        if viewer is not None:
-            viewer.stop()
 
 
 def test_where_no_process_can_start_the_hub_runs_in_a_thread(watch_dir, monkeypatch):
@@ -163,9 +160,14 @@ def test_a_hub_process_that_dies_stops_the_watch_with_one_line_and_the_loop_goes
     os.kill(w.hub.pid, signal.SIGKILL)
     wait_for(lambda: not w.hub.alive, 10, "the watch to see its hub process gone")
     before = [p.detach().clone() for p in model.parameters()]
-    train_steps(model, opt, w, 20)  # the user's loop goes on, and trains
-    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+    for _ in range(300):  # the next publish (due every 0.01 s) finds the hub gone
+        train_steps(model, opt, w, 1)
+        if w.hooks.off:
+            break
+        time.sleep(0.01)
     assert w.hooks.off
+    train_steps(model, opt, w, 5)  # the user's loop goes on, and trains
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
     w.close()
     lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("vgtui.watch: stopped watching"), lines

@@ -72,6 +72,7 @@ class HubProcess:
         package_root = str(Path(__file__).resolve().parents[2])
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": package_root + (os.pathsep + path if path else "")}
+        env |= dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")  # tiny arrays
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "vgtui.watch.hubproc"],
@@ -84,13 +85,13 @@ class HubProcess:
             self._reader.start()
             send(self._proc.stdin, self.spec, self._lock)  # type: ignore[arg-type]
         except OSError as exc:
-            self._kill()
+            self._abandon()
             raise HubStartError(f"could not start the hub process: {exc}") from exc
         if not self._ready.wait(timeout):
-            self._kill()
+            self._abandon()
             raise HubStartError(f"the hub process did not start in {timeout:.0f} s")
         if self.error is not None:
-            self._kill()
+            self._abandon()
             raise RuntimeError(self.error) if self._said else HubStartError(self.error)
         self._writer.start()
         return self
@@ -230,6 +231,14 @@ class HubProcess:
             if lines:
                 return f": {lines[-1][:300]}"
         return ""
+
+    def _abandon(self) -> None:
+        """A start that failed: nothing of it stays (the process, the reader, the stderr file)."""
+        self._closed = True
+        self._kill()
+        if self._reader.is_alive():
+            self._reader.join(2.0)
+        self._stderr.close()
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
