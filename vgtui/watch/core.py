@@ -96,6 +96,7 @@ class StepHooks(Controls, Publishing):
         self.userclip.arm()
         self._steps_left = 0
         self._saved_lr: list[Any] | None = None
+        self._step_lr: float | None = None  # in the full post-hook: the lr the step used (a command may change it)
         self._row: tuple | None = None
         self._heavy: PendingHeavy | None = None
         self._loss: Any = None
@@ -258,6 +259,7 @@ class StepHooks(Controls, Publishing):
         try:
             if self._saved_lr is not None:
                 self._restore_lr()
+            self._step_lr = self.effective_lr()  # what a publish of this step shows, whatever _drain() sets now
             step, now = self._file_row()
             probes = self.probes
             if self._heavy is not None or probes.armed or probes.failures or self.heavy_due(step + 1):
@@ -272,6 +274,8 @@ class StepHooks(Controls, Publishing):
                 self.publish()
         except Exception as exc:  # noqa: BLE001
             self._core_failed(exc)
+        finally:
+            self._step_lr = None
 
     # ------------------------------------------------------------------ internals
 

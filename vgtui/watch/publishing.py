@@ -46,7 +46,7 @@ class Publishing:
             metrics=[name for name, _ in metrics],
             layers=self.info or LayerInfo.unknown(),
             status=status or self.status,
-            lr=self.effective_lr(),
+            lr=self._step_lr if self._step_lr is not None else self.effective_lr(),
             clip=self.clip,
             hist_layer=self.hist_layer,
             skipped=self.skipped,
