@@ -105,14 +105,20 @@ def test_clip_applies_from_the_next_step_after_measuring():
         s.stop()
 
 
+def _lr_command(loop: Loop) -> tuple[object, int]:
+    """A viewer sets lr=1.0 once the loop trains; (the viewer, the step of the lr event), 20 steps after it."""
+    s = connect("cmd")
+    wait_for(lambda: loop.watch.step > 10, 20, "training")
+    s.send(Toggle("lr", "1.0"))
+    wait_for(lambda: any(name == "lr" for _, name, _ in _events(s)), 30, "the lr event")
+    at = next(step for step, name, _ in _events(s) if name == "lr")
+    wait_for(lambda: loop.watch.step > at + 20, 30, "steps after")
+    return s, at
+
+
 def test_lr_is_scaled_around_each_step_so_the_scheduler_keeps_working():
     with Loop(scheduler=True) as loop:
-        s = connect("cmd")
-        wait_for(lambda: loop.watch.step > 10, 20, "training")
-        s.send(Toggle("lr", "1.0"))
-        wait_for(lambda: any(name == "lr" for _, name, _ in _events(s)), 30, "the lr event")
-        at = next(step for step, name, _ in _events(s) if name == "lr")
-        wait_for(lambda: loop.watch.step > at + 20, 30, "steps after")
+        s, at = _lr_command(loop)
         used, outside = np.array(loop.lrs[at : at + 20]).T
         factor = used / outside
         np.testing.assert_allclose(factor, factor[0], rtol=1e-9)  # one factor on top of the schedule
@@ -129,12 +135,7 @@ def test_every_publish_shows_the_lr_its_step_used_also_the_one_that_applies_an_l
     post-hook showed the new factor on the old schedule, an lr no step used (seen once in a CI run)."""
     log = tmp_path / "lr.jsonl"
     with Loop(scheduler=True, record=log, pace=0.03) as loop:  # slower than publish_every: each step publishes
-        s = connect("cmd")
-        wait_for(lambda: loop.watch.step > 10, 20, "training")
-        s.send(Toggle("lr", "1.0"))
-        wait_for(lambda: any(name == "lr" for _, name, _ in _events(s)), 30, "the lr event")
-        at = next(step for step, name, _ in _events(s) if name == "lr")
-        wait_for(lambda: loop.watch.step > at + 20, 30, "steps after")
+        s, at = _lr_command(loop)
         s.stop()
     used = [u for u, _ in loop.lrs]
     records = [r for r in read_runlog(log) if r["type"] == "step" and at - 5 <= r["step"] < len(used)]
