@@ -4,10 +4,11 @@ and under nn-htop-style hooks (forward + register_full_backward_hook on every le
 Measured as many short blocks, interleaved in rotating order (the box's own speed drifts by tens of percent over a
 minute when it is shared; a ratio of two long runs taken one after the other measures that drift): per round, the
 bare block's time over the variant's, for wall time (steps/s, the headline) and this process's CPU time (its
-threads, the hub included); the median over the rounds.
+threads; the hub process's is not in it); the median over the rounds.
 
 Also the cost of vgtui's own work: the step hooks on a step without a publish, the training thread's part of a
-publish (cat, transfer, hand-over) and the hub thread's part (unpack, history, diagnosis, encode, write).
+publish (hand-over), the sender thread's (pack, pickle, pipe write) and the hub process's (unpack, history,
+diagnosis, encode, write to the viewers).
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ def _timed(calls: list[float], fn: Callable) -> Callable:
 
 
 def overheads(base: nn.Module, steps: int) -> dict[str, float]:
-    """Median microseconds: step hooks without a publish; a publish on the training thread; on the hub thread."""
+    """Median microseconds: step hooks without a publish; a publish on the training thread, on the sender thread
+    and in the hub process."""
     loop = Loop("watch", base, f"bench-cost-{os.getpid()}")
     hooks, hub = loop.watch.hooks, loop.watch.hub
     pre, post, pub, heavy_steps = [], [], [], []
