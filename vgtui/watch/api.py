@@ -230,7 +230,8 @@ class Watch:
 def watch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, **options: Any) -> Watch:
     """Watch `model` trained by `optimizer`; see Watch for the options (name, blocks, layers, heavy_every, record,
     tcp, token, allow_swap, ...). allow_swap=True lets viewers swap hidden nn.Sigmoid/nn.Tanh modules to
-    ReLU/LeakyReLU and back (see vgtui.watch.swap for which modules); a list of modules or paths names them."""
+    ReLU/LeakyReLU and back (see vgtui.watch.swap for which modules); a list of modules or paths names them.
+    hub="thread" serves the viewers from a thread of this process instead of a child process."""
     return Watch(model, optimizer, **options)
 
 
