@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pilot_helpers import settle
 
-from vgtui.contract import Toggle
+from vgtui.contract import Notice, Toggle
 from vgtui.tui.app import VgtuiApp, theme_name
 from vgtui.tui.chart_base import SERIES_MARKS
 from vgtui.tui.charts import Chart, GradHistoryChart, LossChart
@@ -182,6 +182,19 @@ def test_an_underflowed_gradient_reads_the_same_everywhere_and_has_no_gain_of_ze
     snap = replace(snap, time_grad_norm=tgn)
     notes = " ".join(t.plain for t in diagnosis_renderable(snap).renderables)
     assert "time step 1 / step 50 = <1e-38 (underflows to 0 in float32)" in notes and " 0×" not in notes
+
+
+def test_a_watched_run_that_stopped_says_why_and_offers_no_preset_or_reset():
+    """A watched run (model kind "user") cannot be reset or switched to a preset from the dashboard."""
+    fake = FakeSession(fake_config())
+    fake.advance(3)
+    snap = fake.latest()
+    why = "the watched process ended without close() (it was killed or crashed)"
+    snap = replace(snap, status="error", error=None, model=replace(snap.model, kind="user"),
+                   notices=(Notice(1, "warn", "something else"), Notice(2, "error", why)))  # fmt: skip
+    notes = " ".join(t.plain for t in diagnosis_renderable(snap).renderables)
+    assert "The watched run stopped" in notes and why in notes
+    assert "[r]" not in notes and "[p]" not in notes and "training worker" not in notes
 
 
 @pytest.mark.asyncio

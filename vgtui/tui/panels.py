@@ -165,7 +165,12 @@ def diagnosis_renderable(snap: Snapshot | None, error: str | None = None) -> Gro
     if snap.status == "stalled":
         lines.append(Text(f"⚠ {snap.error or 'no word from the trainer'}: it is stopped or stuck.", "bold yellow"))
         lines.append(Text("   → q quits (the trainer is ended with it)", "cyan"))
-    if snap.status == "error":
+    if snap.status == "error" and snap.model is not None and snap.model.kind == "user":  # a watched run
+        said = [n.text for n in snap.notices if n.level == "error"]
+        lines.append(Text("✖ The watched run stopped:", "bold red"))
+        lines.append(Text("  " + (snap.error or (said[-1] if said else "no reason given")), "red"))
+        lines.append(Text("   → its own terminal may say more; the charts keep what it published", "cyan"))
+    elif snap.status == "error":
         lines.append(Text("✖ The training worker stopped with an error:", "bold red"))
         lines.append(Text("  " + (snap.error or "unknown error"), "red"))
         lines.append(Text("   → try a reset  [r], or another preset  [p]", "cyan"))
