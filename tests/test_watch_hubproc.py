@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import torch
 from helpers import sigint_as_from_a_terminal
+from serve_helpers import living
 from torch import nn
 from watch_helpers import (  # noqa: F401 - fixtures
     ROOT,
@@ -42,15 +43,6 @@ def _model() -> tuple[nn.Module, torch.optim.Optimizer]:
     return model, torch.optim.SGD(model.parameters(), 0.1)
 
 
-def _gone(pid: int) -> bool:
-    """The process has exited (a zombie nobody reaped counts: in a container PID 1 may never reap it)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return state in ("Z", "X")
-
-
 def test_the_hub_process_imports_neither_torch_nor_textual():
     code = (
         "import sys, vgtui.watch.hubproc; print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'textual'}))"
@@ -74,7 +66,7 @@ def test_a_watch_serves_from_its_own_process_and_leaves_nothing_running(watch_di
     w.close()
     wait_for(viewer.ended.is_set, 30, "the viewer told the run ended")
     assert viewer.latest().status == "done"
-    assert _gone(pid) and not w.socket.exists()
+    assert not living({pid}) and not w.socket.exists()
     viewer.stop()
 
 
@@ -108,7 +100,7 @@ def test_a_killed_trainer_tells_its_viewers_and_its_hub_process_ends(watch_dir, 
         wait_for(viewer.ended.is_set, 30, "the viewer told the run ended")
         last = viewer.latest()
         assert last.status == "error" and any(GONE in n.text for n in last.notices), last.notices
-        wait_for(lambda: _gone(hub_pid), 10, "the hub process to exit")
+        wait_for(lambda: not living({hub_pid}), 10, "the hub process to exit")
         assert not (watch_dir / "killed.sock").exists()
 
 
@@ -120,7 +112,7 @@ def test_ctrl_c_in_the_terminal_reaches_the_trainer_not_the_hub_process(watch_di
         proc.wait(30)
         wait_for(viewer.ended.is_set, 30, "the viewer told the run ended")
         assert viewer.latest().status == "done"  # the `with` block closed the watch on the way out
-        wait_for(lambda: _gone(hub_pid), 10, "the hub process to exit")
+        wait_for(lambda: not living({hub_pid}), 10, "the hub process to exit")
 
 
 def test_where_no_process_can_start_the_hub_runs_in_a_thread(watch_dir, monkeypatch):

@@ -214,13 +214,9 @@ class Hub:
             if self.tell is not None:
                 self.tell("viewers", self.viewer_stats())
             if time.monotonic() - self._last_sent >= HEARTBEAT_S:
-                self._last_sent = time.monotonic()
                 latest = self.reporter.latest
-                frame = encode(
-                    {"t": "hb", "step": self.reporter.step, "status": latest.status if latest else "starting"}
-                )
-                for v in list(self.viewers.values()):
-                    self._send(v, frame)
+                status = latest.status if latest else "starting"
+                self._broadcast(encode({"t": "hb", "step": self.reporter.step, "status": status}))
 
     def _publish(self, item: Any) -> None:
         t0 = time.perf_counter()
@@ -234,13 +230,11 @@ class Hub:
             self.publish_errors += 1
             if self.publish_errors == 1:
                 self.reporter.notify("error", f"vgtui could not publish a step: {type(exc).__name__}: {exc}")
-            frame = b""
-        if frame:
-            self._last_sent = time.monotonic()
-            for v in list(self.viewers.values()):
-                self._send(v, frame)
-        if self.tell is not None:
-            self.tell("pub", (self.reporter.step, self.publish_errors, time.perf_counter() - t0))
+        else:
+            self._broadcast(frame)
+        finally:
+            if self.tell is not None:
+                self.tell("pub", (self.reporter.step, self.publish_errors, time.perf_counter() - t0))
 
     def _end(self, text: str) -> None:
         self.reporter.notify("error", text)
@@ -248,7 +242,11 @@ class Hub:
         if self.on_snapshot is not None:
             with contextlib.suppress(Exception):
                 self.on_snapshot(snap)
-        frame = encode(*pub_message(snap, None, self.reporter.n_events))
+        self._broadcast(encode(*pub_message(snap, None, self.reporter.n_events)))
+
+    def _broadcast(self, frame: bytes) -> None:
+        """A live frame to every viewer (the heartbeat waits a second after it)."""
+        self._last_sent = time.monotonic()
         for v in list(self.viewers.values()):
             self._send(v, frame)
 

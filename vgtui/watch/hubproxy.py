@@ -51,7 +51,8 @@ class HubProcess:
         self.error: str | None = None
         self.tcp_port = 0
         self.step = 0  # the newest step the child published
-        self.publish_errors = 0
+        self.pack_errors = 0  # publishes this process could not pack or send
+        self.hub_errors = 0  # publishes the hub process could not absorb (its own count)
         self.publish_seconds: deque[float] = deque(maxlen=4096)  # the child's time per publish
         self.dropped = 0
         self._allow_swap: Any = spec.allow_swap
@@ -95,6 +96,11 @@ class HubProcess:
             raise RuntimeError(self.error) if self._said else HubStartError(self.error)
         self._writer.start()
         return self
+
+    @property
+    def publish_errors(self) -> int:
+        """Publishes lost to an error, here or in the hub process (as Hub.publish_errors)."""
+        return self.pack_errors + self.hub_errors
 
     @property
     def pid(self) -> int | None:
@@ -183,8 +189,8 @@ class HubProcess:
                 self.error = self.error or f"the vgtui hub process stopped taking publishes ({exc})"
                 return
             except Exception as exc:  # noqa: BLE001 - a publish that cannot be packed is lost, the next may be fine
-                self.publish_errors += 1
-                if self.publish_errors == 1:
+                self.pack_errors += 1
+                if self.pack_errors == 1:
                     print(f"vgtui.watch: a publish was lost: {type(exc).__name__}: {exc}", file=sys.stderr)
 
     def _send(self, message: Any) -> None:
@@ -208,8 +214,7 @@ class HubProcess:
                 elif kind == "viewers":
                     self._viewers = value
                 elif kind == "pub":
-                    self.step, errors, seconds = value
-                    self.publish_errors = max(self.publish_errors, errors)
+                    self.step, self.hub_errors, seconds = value
                     self.publish_seconds.append(seconds)
                 elif kind == "ready":
                     self.tcp_port = value
