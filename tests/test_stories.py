@@ -77,6 +77,7 @@ def test_tanh_xavier(seed):
     assert 0.5 < per_layer_gain(base.geo("chain", 5), t.state.depth) < 0.7  # "about 0.6 per layer"
     after = train(apply_remedy(t, "init=xavier"), 700)
     rescued(base, after, loss_below=0.1)
+    assert np.mean(after.loss[250:300]) < 0.4  # "the loss falls within a few hundred steps" (seeds 0-9: <= 0.29)
     assert 1 / 30 < after.geo("ratio", 200) < 30  # the per-layer gradients line up
 
 
@@ -140,6 +141,10 @@ def test_dying_relu(seed):
     assert np.isfinite(after.loss).all()
     assert after.mean("dead", 5) < 0.4  # some still die, far fewer
     assert after.mean("loss", 20) < 0.1
+    # "nothing brings the dead units back": 300 more steps as it is, the dead share never falls back (seeds 0-19 on
+    # an Intel box: at most 0.021 below its value at step 300, which was 0.74-0.90)
+    more = train(t, 300, stop_on_nan=False)
+    assert min(more.dead) > base.mean("dead", 5) - 0.05 and more.mean("dead", 5) > 0.6
 
 
 def test_dying_relu_loss_stalls_at_chance_on_most_seeds():
